@@ -48,13 +48,14 @@ def _tree(chart: ChartSpec) -> dict[str, Any]:
 def _comment(text: str, indent: str) -> list[str]:
     lines: list[str] = []
     for paragraph in text.splitlines() or [""]:
-        wrapped = textwrap.wrap(paragraph, width=max(40, 100 - len(indent))) or [""]
+        wrapped = textwrap.wrap(paragraph, width=max(40, 100 - len(indent)), break_on_hyphens=False) or [""]
         lines.extend(f"{indent}# {line}".rstrip() for line in wrapped)
     return lines
 
 
 def _inline(value: Any) -> str:
-    return json.dumps(value) if isinstance(value, str) else _yaml.dump(value).strip()
+    """Scalars and empty collections on the key's line; JSON's spelling of them is valid YAML."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def render_values_yaml(chart: ChartSpec) -> str:

@@ -7,16 +7,8 @@
 {{/* Immutable selector labels, identical to Istio 1.12's for the same values:
      app = labels.app or the name; istio = labels.istio or the name without "istio-". */}}
 {{- define "gateway.selectorLabels" -}}
-{{- if hasKey .Values.labels "app" }}
-app: {{ .Values.labels.app | quote }}
-{{- else }}
-app: {{ include "gateway.name" . }}
-{{- end }}
-{{- if hasKey .Values.labels "istio" }}
-istio: {{ .Values.labels.istio | quote }}
-{{- else }}
-istio: {{ include "gateway.name" . | trimPrefix "istio-" }}
-{{- end }}
+app: {{ if hasKey .Values.labels "app" }}{{ .Values.labels.app | quote }}{{ else }}{{ include "gateway.name" . }}{{ end }}
+istio: {{ if hasKey .Values.labels "istio" }}{{ .Values.labels.istio | quote }}{{ else }}{{ include "gateway.name" . | trimPrefix "istio-" }}{{ end }}
 {{- end }}
 
 {{/* Labels on every object: Helm's, the selector labels, revision, network and the user's own. */}}
