@@ -460,3 +460,7 @@ def _build_atomically(
 def path(name: str, *, k8s_version: str = DEFAULT_KUBERNETES, cache: Path | None = None) -> Path:
     """Path of a built tool, or ToolError saying which command builds it."""
     return Toolchain(cache or cache_root(), k8s_version).path(name)
+
+
+tool_path = path
+"""The same as `path`; the name the render tests' fixtures look up."""
