@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from meshcharts.errors import MeshchartsError
+
+if TYPE_CHECKING:
+    from meshcharts.tools import Progress
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -33,6 +38,78 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_line(event: Progress) -> None:
+    _say(f"  {event}")
+
+
+def _cmd_tools_install(args: argparse.Namespace) -> int:
+    from meshcharts import tools
+
+    start = time.monotonic()
+    paths = tools.install(args.names, k8s_version=args.k8s_version, progress=_progress_line)
+    _say(f"toolchain ready in {tools.cache_root() / 'toolchain'} ({time.monotonic() - start:.1f}s):")
+    for name, path in paths.items():
+        _say(f"  {name:<24} {path}")
+    return 0
+
+
+def _cmd_tools_path(args: argparse.Namespace) -> int:
+    from meshcharts import tools
+
+    print(tools.path(args.name, k8s_version=args.k8s_version))
+    return 0
+
+
+def _cmd_cluster(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from meshcharts import cluster
+
+    kubeconfig = Path(args.kubeconfig) if args.kubeconfig else None
+    if args.cluster_command == "up":
+        up = cluster.up(
+            args.name,
+            provider=args.provider,
+            kubeconfig=kubeconfig,
+            nodes=args.nodes,
+            timeout=args.timeout,
+            api_port=args.api_port,
+            say=_say,
+        )
+        print(up.kubeconfig)
+    elif args.cluster_command == "down":
+        cluster.down(args.name, provider=args.provider, timeout=args.timeout, say=_say)
+    else:
+        print(cluster.kubeconfig_path(args.name, provider=args.provider, kubeconfig=kubeconfig))
+    return 0
+
+
+def _add_cluster_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from meshcharts import cluster
+
+    cmd = sub.add_parser("cluster", help="bring a cluster for tests or a demo up or down")
+    actions = cmd.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
+    helps = {
+        "up": "bring a cluster up; prints its kubeconfig path once nodes are Ready",
+        "down": "take a cluster down, leaving no process or port behind",
+        "kubeconfig": "print the kubeconfig path of a cluster",
+    }
+    for action, text in helps.items():
+        p = actions.add_parser(action, help=text)
+        p.add_argument("--name", default=cluster.DEFAULT_NAME, help="cluster name (default: %(default)s)")
+        p.add_argument("--provider", choices=cluster.PROVIDERS, default="local", help="default: %(default)s")
+        if action != "down":
+            p.add_argument("--kubeconfig", help="kubeconfig of the cluster (provider existing only)")
+        else:
+            p.set_defaults(kubeconfig=None)
+        if action == "up":
+            p.add_argument("--nodes", type=int, default=cluster.DEFAULT_NODES, help="default: %(default)s")
+            p.add_argument("--api-port", type=int, help="kube-apiserver port (local; default: a free port)")
+        if action != "kubeconfig":
+            p.add_argument("--timeout", type=float, default=120.0, help="seconds (default: %(default)s)")
+        p.set_defaults(handler=_cmd_cluster)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="meshcharts",
@@ -43,6 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="render generator/specs into charts/")
     gen.add_argument("--check", action="store_true", help="only diff a fresh render against charts/")
     gen.set_defaults(handler=_cmd_generate)
+
+    from meshcharts.tools import DEFAULT_KUBERNETES
+
+    tools_cmd = sub.add_parser("tools", help="build or find the pinned toolchain (helm, kubectl, kwok, ...)")
+    tools_sub = tools_cmd.add_subparsers(dest="tools_command", required=True, metavar="ACTION")
+    install = tools_sub.add_parser("install", help="build missing tools into the cache (default: all)")
+    install.add_argument("names", nargs="*", metavar="NAME", help="tools to build (default: every tool)")
+    install.add_argument("--k8s-version", default=DEFAULT_KUBERNETES, help="Kubernetes release to build")
+    install.set_defaults(handler=_cmd_tools_install)
+    where = tools_sub.add_parser("path", help="print the path of a built tool")
+    where.add_argument("name", metavar="NAME")
+    where.add_argument("--k8s-version", default=DEFAULT_KUBERNETES, help="Kubernetes release")
+    where.set_defaults(handler=_cmd_tools_path)
+
+    _add_cluster_parser(sub)
 
     return parser
 

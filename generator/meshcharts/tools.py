@@ -1,0 +1,466 @@
+"""The pinned toolchain: Go wrapper modules in ci/toolchain built once into a cache keyed by version.
+
+Each `Build` is one `go build` of one wrapper module and is the unit of caching: it lands in
+`<cache>/toolchain/<key>-<version>/bin/` together with a `stamp.json`, by renaming a finished and
+verified temporary directory into place, so an interrupted build never leaves a binary that looks
+finished. A warm `install` only reads stamps and checks that files exist; it never runs `go`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from meshcharts.errors import ToolError
+from meshcharts.paths import find_root
+
+STAMP = "stamp.json"
+_HEARTBEAT_SECONDS = 30.0
+_VERSION_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Binary:
+    """One executable a build produces, and how to prove it is the pinned version."""
+
+    name: str
+    package: str
+    version_args: tuple[str, ...]
+    expect: str
+    filename: str = ""
+
+    @property
+    def file(self) -> str:
+        return self.filename or self.name
+
+
+@dataclass(frozen=True)
+class Build:
+    """One `go build` of one wrapper module under ci/toolchain: the unit that is cached."""
+
+    key: str
+    version: str
+    module: str
+    binaries: tuple[Binary, ...]
+    ldflags: tuple[str, ...] = ("-s", "-w")
+    family: str = ""
+
+    @property
+    def dirname(self) -> str:
+        return f"{self.key}-{self.version}"
+
+    def binary(self, name: str) -> Binary:
+        for binary in self.binaries:
+            if binary.name == name:
+                return binary
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress line: which build, which step, seconds since that build's step began."""
+
+    tool: str
+    step: str
+    elapsed: float
+
+    def __str__(self) -> str:
+        return f"[{self.tool}] {self.step} ({self.elapsed:.1f}s)"
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def _ignore(_: Progress) -> None:
+    return None
+
+
+# --- the registry: data only; adding a Kubernetes version is one entry in KUBERNETES_RELEASES ------
+
+DEFAULT_KUBERNETES = "v1.36.3"
+# Kubernetes version -> wrapper module directory under ci/toolchain (its go.mod pins that release).
+KUBERNETES_RELEASES: Mapping[str, str] = {
+    "v1.36.3": "kubernetes",
+}
+KUBERNETES_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+
+
+def _kubernetes_ldflags(version: str) -> tuple[str, ...]:
+    major, minor = version.lstrip("v").split(".")[:2]
+    flags = ["-s", "-w"]
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {pkg}.gitVersion={version}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+            f"-X {pkg}.gitCommit={'0' * 40}",
+            f"-X {pkg}.buildDate=1970-01-01T00:00:00Z",
+        ]
+    return tuple(flags)
+
+
+def _kubernetes_build(version: str, module: str) -> Build:
+    binaries = tuple(
+        Binary(
+            name=name,
+            package=f"k8s.io/kubernetes/cmd/{name}",
+            version_args=("version", "--client") if name == "kubectl" else ("--version",),
+            expect=f"Client Version: {version}" if name == "kubectl" else f"Kubernetes {version}",
+        )
+        for name in KUBERNETES_COMPONENTS
+    )
+    return Build(
+        key="kubernetes",
+        version=version,
+        module=module,
+        binaries=binaries,
+        ldflags=_kubernetes_ldflags(version),
+        family="kubernetes",
+    )
+
+
+OTHER_BUILDS: tuple[Build, ...] = (
+    Build(
+        key="etcd",
+        version="v3.6.16",
+        module="etcd",
+        binaries=(Binary("etcd", "go.etcd.io/etcd/server/v3", ("--version",), "etcd Version: 3.6.16"),),
+    ),
+    Build(
+        key="kwok",
+        version="v0.8.0",
+        module="kwok",
+        binaries=(
+            Binary("kwok", "sigs.k8s.io/kwok/cmd/kwok", ("--version",), "v0.8.0"),
+            Binary("kwokctl", "sigs.k8s.io/kwok/cmd/kwokctl", ("--version",), "v0.8.0"),
+        ),
+    ),
+    Build(
+        key="helm",
+        version="v4.3.1",
+        module="helm4",
+        binaries=(Binary("helm", "helm.sh/helm/v4/cmd/helm", ("version",), 'Version:"v4.3.1"'),),
+        ldflags=("-s", "-w", "-X helm.sh/helm/v4/internal/version.version=v4.3.1"),
+    ),
+    Build(
+        key="helm",
+        version="v3.22.0",
+        module="helm3",
+        binaries=(
+            Binary("helm3", "helm.sh/helm/v3/cmd/helm", ("version",), 'Version:"v3.22.0"', filename="helm"),
+        ),
+        # Helm 3 takes its default Kubernetes capabilities from ldflags (client-go v0.37 -> 1.37),
+        # as its Makefile does; without them `helm template` assumes Kubernetes 1.20.
+        ldflags=(
+            "-s",
+            "-w",
+            "-X helm.sh/helm/v3/internal/version.version=v3.22.0",
+            "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1",
+            "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37",
+            "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1",
+            "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37",
+        ),
+    ),
+    Build(
+        key="kind",
+        version="v0.33.0",
+        module="kind",
+        binaries=(Binary("kind", "sigs.k8s.io/kind", ("version",), "kind v0.33.0 "),),
+    ),
+)
+
+
+def builds(k8s_version: str = DEFAULT_KUBERNETES) -> tuple[Build, ...]:
+    """Every build of the toolchain for one Kubernetes version."""
+    if k8s_version not in KUBERNETES_RELEASES:
+        known = ", ".join(sorted(KUBERNETES_RELEASES))
+        raise ToolError(f"no toolchain for Kubernetes {k8s_version}; known versions: {known}")
+    return (_kubernetes_build(k8s_version, KUBERNETES_RELEASES[k8s_version]), *OTHER_BUILDS)
+
+
+def tool_names() -> tuple[str, ...]:
+    return tuple(b.name for build in builds() for b in build.binaries)
+
+
+def build_for(name: str, k8s_version: str = DEFAULT_KUBERNETES) -> Build:
+    """The build that produces tool `name`."""
+    for build in builds(k8s_version):
+        if any(b.name == name for b in build.binaries):
+            return build
+    raise ToolError(f"unknown tool {name!r}; known tools: {', '.join(tool_names())}")
+
+
+# --- cache layout -----------------------------------------------------------------------------------
+
+
+def cache_root(env: Mapping[str, str] | None = None) -> Path:
+    """MESHCHARTS_CACHE, else $XDG_CACHE_HOME/meshcharts, else ~/.cache/meshcharts."""
+    env = os.environ if env is None else env
+    if env.get("MESHCHARTS_CACHE"):
+        return Path(env["MESHCHARTS_CACHE"]).expanduser().absolute()
+    xdg = env.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return (base / "meshcharts").absolute()
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """The toolchain cache rooted at `root`, and the tree whose ci/toolchain modules it builds from."""
+
+    root: Path = field(default_factory=cache_root)
+    k8s_version: str = DEFAULT_KUBERNETES
+
+    @property
+    def toolchain_dir(self) -> Path:
+        return self.root / "toolchain"
+
+    def build_dir(self, build: Build) -> Path:
+        return self.toolchain_dir / build.dirname
+
+    def bin_dir(self, build: Build) -> Path:
+        return self.build_dir(build) / "bin"
+
+    def kubernetes_bin_dir(self) -> Path:
+        """The directory holding kubectl and the control plane; put it first on PATH for kwokctl."""
+        return self.bin_dir(build_for("kubectl", self.k8s_version))
+
+    def path(self, name: str) -> Path:
+        """Path of a built tool, or ToolError saying how to build it."""
+        build = build_for(name, self.k8s_version)
+        target = self.bin_dir(build) / build.binary(name).file
+        if not (self.build_dir(build) / STAMP).is_file() or not target.is_file():
+            how = f"meshcharts tools install {name}"
+            if self.k8s_version != DEFAULT_KUBERNETES:
+                how += f" --k8s-version {self.k8s_version}"
+            raise ToolError(f"{name} {build.version} is not built in {self.toolchain_dir}; run `{how}`")
+        return target
+
+    def is_current(self, build: Build, fingerprint: str) -> bool:
+        """True when the build's stamp matches `fingerprint` and every binary exists."""
+        stamp = self.build_dir(build) / STAMP
+        try:
+            recorded = json.loads(stamp.read_text())
+        except (OSError, ValueError):
+            return False
+        if not isinstance(recorded, dict) or recorded.get("fingerprint") != fingerprint:
+            return False
+        return all((self.bin_dir(build) / b.file).is_file() for b in build.binaries)
+
+
+def fingerprint(build: Build, module_dir: Path) -> str:
+    """What the binaries depend on besides the version: the module's go.mod/go.sum and the build flags."""
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum"):
+        try:
+            digest.update((module_dir / name).read_bytes())
+        except OSError as err:
+            raise ToolError(f"wrapper module {module_dir} lacks {name}: {err}") from err
+    digest.update("\0".join(build.ldflags).encode())
+    digest.update("\0".join(b.package for b in build.binaries).encode())
+    return digest.hexdigest()
+
+
+# --- building ---------------------------------------------------------------------------------------
+
+Builder = Callable[[Build, Path, Path, ProgressCallback], None]
+"""Builds `build` from the module at arg 2 into the (empty) bin directory at arg 3."""
+
+
+def _go() -> str:
+    found = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").is_file() else None)
+    if not found:
+        raise ToolError("the `go` command is not on PATH; install Go >= 1.26, it builds the pinned toolchain")
+    return found
+
+
+def go_build_argv(go: str, build: Build, out: Path) -> list[str]:
+    """The `go build` command line for one build; one output file, or a directory for several."""
+    target = str(out / build.binaries[0].file) if len(build.binaries) == 1 else f"{out}{os.sep}"
+    return [
+        go,
+        "build",
+        "-trimpath",
+        "-mod=readonly",
+        "-ldflags",
+        " ".join(build.ldflags),
+        "-o",
+        target,
+        *(b.package for b in build.binaries),
+    ]
+
+
+def go_build(build: Build, module_dir: Path, out: Path, progress: ProgressCallback) -> None:
+    """Run `go build` for `build` with a heartbeat; its output goes to a log shown on failure."""
+    argv = go_build_argv(_go(), build, out)
+    env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOWORK="off")
+    log_path = out.parent / "go-build.log"
+    start = time.monotonic()
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            argv, cwd=module_dir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        )
+        try:
+            while True:
+                try:
+                    returncode = proc.wait(timeout=_HEARTBEAT_SECONDS)
+                    break
+                except subprocess.TimeoutExpired:
+                    progress(Progress(build.dirname, "go build still running", time.monotonic() - start))
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait()
+    if returncode != 0:
+        tail = _tail(log_path, 40)
+        raise ToolError(
+            f"go build of {build.dirname} failed (exit {returncode}) in {module_dir}:\n"
+            f"  {' '.join(argv)}\n{tail}"
+        )
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def verify(binary: Binary, path: Path) -> str:
+    """Run the binary's version command; return its output, or ToolError if the pinned version is absent."""
+    argv = [str(path), *binary.version_args]
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=_VERSION_TIMEOUT_SECONDS, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise ToolError(f"{binary.name}: cannot run `{' '.join(argv)}`: {err}") from err
+    output = done.stdout + done.stderr
+    if done.returncode != 0 or binary.expect not in output:
+        raise ToolError(
+            f"{binary.name}: `{' '.join(argv)}` exited {done.returncode} without {binary.expect!r}:\n"
+            f"{output.strip()}"
+        )
+    return output.strip().splitlines()[0] if output.strip() else ""
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_leftovers(toolchain_dir: Path) -> None:
+    """Temporary directories of interrupted builds; only called while holding the install lock."""
+    for leftover in toolchain_dir.glob(".tmp-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in toolchain_dir.glob(".old-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def install(
+    names: Sequence[str] = (),
+    *,
+    k8s_version: str = DEFAULT_KUBERNETES,
+    cache: Path | None = None,
+    modules: Path | None = None,
+    progress: ProgressCallback = _ignore,
+    builder: Builder = go_build,
+) -> dict[str, Path]:
+    """Build whatever of `names` (default: every tool) is missing or stale; return name -> path.
+
+    `modules` is the directory holding the wrapper modules (default: ci/toolchain of this tree).
+    """
+    chain = Toolchain(cache or cache_root(), k8s_version)
+    wanted = list(names) or [b.name for build in builds(k8s_version) for b in build.binaries]
+    selected: list[Build] = []
+    for name in wanted:
+        build = build_for(name, k8s_version)
+        if build not in selected:
+            selected.append(build)
+    modules_dir = modules or find_root().ci / "toolchain"
+
+    for build in selected:
+        module_dir = modules_dir / build.module
+        start = time.monotonic()
+        expected = fingerprint(build, module_dir)
+        if chain.is_current(build, expected):
+            progress(Progress(build.dirname, "cached", time.monotonic() - start))
+            continue
+        with _locked(chain.toolchain_dir / ".lock"):
+            if chain.is_current(build, expected):
+                progress(Progress(build.dirname, "built by another process", time.monotonic() - start))
+                continue
+            _remove_leftovers(chain.toolchain_dir)
+            _build_atomically(chain, build, module_dir, expected, progress, builder)
+    return {name: chain.path(name) for name in wanted}
+
+
+def _build_atomically(
+    chain: Toolchain,
+    build: Build,
+    module_dir: Path,
+    expected: str,
+    progress: ProgressCallback,
+    builder: Builder,
+) -> None:
+    start = time.monotonic()
+    chain.toolchain_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{build.dirname}-", dir=chain.toolchain_dir))
+    try:
+        out = tmp / "bin"
+        out.mkdir()
+        progress(Progress(build.dirname, f"go build {' '.join(b.name for b in build.binaries)}", 0.0))
+        builder(build, module_dir, out, progress)
+        versions: dict[str, str] = {}
+        for binary in build.binaries:
+            path = out / binary.file
+            if not path.is_file():
+                raise ToolError(f"go build of {build.dirname} produced no {binary.file} in {out}")
+            progress(Progress(build.dirname, f"verify {binary.name}", time.monotonic() - start))
+            versions[binary.name] = verify(binary, path)
+        stamp = {
+            "build": build.key,
+            "version": build.version,
+            "fingerprint": expected,
+            "binaries": versions,
+            "seconds": round(time.monotonic() - start, 1),
+        }
+        (tmp / STAMP).write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
+        final = chain.build_dir(build)
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".old-{build.dirname}-", dir=chain.toolchain_dir))
+            final.rename(old / "stale")
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+        progress(Progress(build.dirname, "done", time.monotonic() - start))
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def path(name: str, *, k8s_version: str = DEFAULT_KUBERNETES, cache: Path | None = None) -> Path:
+    """Path of a built tool, or ToolError saying which command builds it."""
+    return Toolchain(cache or cache_root(), k8s_version).path(name)
+
+
+tool_path = path
+"""The same as `path`; the name the render tests' fixtures look up."""

@@ -1,0 +1,188 @@
+"""Cluster argument handling and the checks that need no cluster: names, providers, engines, ports, pids."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from meshcharts import cli, cluster
+from meshcharts.errors import ClusterError
+
+
+@pytest.mark.parametrize("name", ["meshcharts", "e2e-1", "a", "x" * 42])
+def test_valid_cluster_names_are_accepted(name: str) -> None:
+    assert cluster.validate_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "Upper", "under_score", "-lead", "trail-", "x" * 43, "a/b"])
+def test_cluster_names_that_cannot_be_directories_or_kind_names_are_refused(name: str) -> None:
+    with pytest.raises(ClusterError, match="invalid cluster name"):
+        cluster.validate_name(name)
+
+
+def test_unknown_provider_is_refused_with_the_choices() -> None:
+    with pytest.raises(ClusterError, match="choose one of: local, kind, existing"):
+        cluster.up("x", provider="minikube")
+
+
+def test_kubeconfig_is_only_accepted_for_the_existing_provider(tmp_path: Path) -> None:
+    with pytest.raises(ClusterError, match="--kubeconfig is for --provider existing"):
+        cluster.up("x", provider="local", kubeconfig=tmp_path / "k", cache=tmp_path)
+
+
+def test_local_up_without_the_toolchain_names_the_missing_binary_and_the_install_command(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(
+        ClusterError, match=r"kwokctl v0\.8\.0 is not built .*`meshcharts tools install kwokctl`"
+    ):
+        cluster.up("x", cache=tmp_path)
+
+
+def test_local_kubeconfig_of_a_cluster_that_is_not_up_says_how_to_bring_it_up(tmp_path: Path) -> None:
+    with pytest.raises(ClusterError, match="fix: `meshcharts cluster up --name nope --provider local`"):
+        cluster.kubeconfig_path("nope", cache=tmp_path)
+
+
+def test_down_of_a_local_cluster_that_does_not_exist_is_a_no_op(tmp_path: Path) -> None:
+    said: list[str] = []
+    cluster.down("nope", cache=tmp_path, say=said.append)
+    assert said == ["no local cluster nope"]
+
+
+def test_existing_provider_with_a_missing_kubeconfig_says_how_to_pass_one(tmp_path: Path) -> None:
+    with pytest.raises(ClusterError, match="does not exist; fix: pass --kubeconfig PATH"):
+        cluster.up("x", provider="existing", kubeconfig=tmp_path / "missing")
+
+
+def _kubeconfig_for(server: str, path: Path) -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": server}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    return path
+
+
+def _closed_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_existing_provider_that_does_not_answer_fails_within_its_deadline(tmp_path: Path) -> None:
+    kubeconfig = _kubeconfig_for(f"http://127.0.0.1:{_closed_loopback_port()}", tmp_path / "kubeconfig")
+    with pytest.raises(ClusterError, match=r"did not answer /readyz within 1s"):
+        cluster.up("x", provider="existing", kubeconfig=kubeconfig, timeout=1)
+
+
+def test_existing_provider_down_leaves_the_cluster_alone(tmp_path: Path) -> None:
+    said: list[str] = []
+    cluster.down("x", provider="existing", cache=tmp_path, say=said.append)
+    assert "not ours to take down" in said[0]
+
+
+@pytest.fixture
+def fake_engine(tmp_path: Path) -> Iterator[Path]:
+    """A unix socket answering like a container engine's /_ping."""
+    path = tmp_path / "engine.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen()
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(1024)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield path
+    server.close()
+
+
+def test_an_answering_engine_socket_from_docker_host_is_found(fake_engine: Path) -> None:
+    assert cluster.container_engine_socket({"DOCKER_HOST": f"unix://{fake_engine}"}) == str(fake_engine)
+
+
+def test_a_socket_file_nobody_answers_on_is_not_an_engine(tmp_path: Path) -> None:
+    dead = tmp_path / "dead.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(dead))
+    sock.close()
+    found = cluster.container_engine_socket({"DOCKER_HOST": f"unix://{dead}"})
+    assert found != str(dead)
+
+
+def test_kind_without_a_container_engine_fails_at_once_saying_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    if cluster.container_engine_socket() is not None:
+        pytest.skip("requires a machine without a running Docker or Podman engine")
+    with pytest.raises(
+        ClusterError, match="needs a container engine, and no Docker or Podman socket answers"
+    ):
+        cluster.up("x", provider="kind", cache=tmp_path)
+
+
+def test_listening_ports_sees_a_listener_and_forgets_it_once_closed() -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    assert port in cluster.listening_ports()
+    server.close()
+    assert port not in cluster.listening_ports()
+
+
+def test_pid_alive_is_false_for_a_reaped_child_and_true_for_this_process() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert cluster.pid_alive(os.getpid())
+    assert not cluster.pid_alive(child.pid)
+
+
+def test_cli_cluster_error_exits_2_with_the_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MESHCHARTS_CACHE", str(tmp_path))
+    assert cli.main(["cluster", "kubeconfig", "--name", "absent"]) == 2
+    assert "no local cluster absent" in capsys.readouterr().err
+
+
+def test_cli_refuses_an_unknown_provider_as_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["cluster", "up", "--provider", "docker"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'docker'" in capsys.readouterr().err
+
+
+def test_cli_tools_path_of_an_unbuilt_tool_exits_2_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MESHCHARTS_CACHE", str(tmp_path))
+    assert cli.main(["tools", "path", "helm3"]) == 2
+    assert "run `meshcharts tools install helm3`" in capsys.readouterr().err
