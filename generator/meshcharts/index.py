@@ -43,7 +43,23 @@ _Loader.yaml_implicit_resolvers = {
 
 
 class _Dumper(yaml.CSafeDumper if hasattr(yaml, "CSafeDumper") else yaml.SafeDumper):  # type: ignore[misc]
-    pass
+    """Helm's layout: keys sorted at every level (Go marshals maps sorted), multi-line strings as blocks."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value and all(line == line.rstrip() for line in value.splitlines()) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
 
 
 def now_rfc3339() -> str:
@@ -115,25 +131,27 @@ def load(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {"apiVersion": "v1", "entries": {}}
     try:
-        data = yaml.load(path.read_bytes(), Loader=_Loader)  # noqa: S506 - a safe loader
+        data = yaml.load(path.read_bytes(), Loader=_Loader)
     except yaml.YAMLError as err:
         raise RepoError(f"{path}: not valid YAML, nothing was written: {err}") from err
     problems = check_index(data, path.name)
     if problems:
-        raise RepoError(f"{path} would not load in Helm; nothing was written:\n" +
-                        "\n".join(f"  {p}" for p in problems))
+        raise RepoError(
+            f"{path} would not load in Helm; nothing was written:\n" + "\n".join(f"  {p}" for p in problems)
+        )
     return data  # type: ignore[no-any-return]
 
 
 def dump(data: dict[str, Any]) -> str:
     ordered: dict[str, Any] = {"apiVersion": data["apiVersion"], "entries": {}}
     for name in sorted(data["entries"]):
-        ordered["entries"][name] = [dict(sorted(e.items())) for e in data["entries"][name]]
+        ordered["entries"][name] = [_sorted(e) for e in data["entries"][name]]
     for key in ("generated", "serverInfo", "publicKeys", "annotations"):
         if key in data:
             ordered[key] = data[key]
-    return yaml.dump(ordered, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1_000_000,
-                     allow_unicode=True)
+    return yaml.dump(
+        ordered, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1_000_000, allow_unicode=True
+    )
 
 
 def _entry(metadata: dict[str, Any], digest: str, url: str, created: str) -> dict[str, Any]:
@@ -187,7 +205,7 @@ def merge(
         entries[name].sort(key=_version_key, reverse=True)
     data["generated"] = created
     text = dump(data)
-    check = check_index(yaml.load(text, Loader=_Loader))  # noqa: S506 - never write what Helm would refuse
+    check = check_index(yaml.load(text, Loader=_Loader))
     if check:
         raise RepoError("internal: the merged index would not load in Helm: " + "; ".join(map(str, check)))
     _write_text_atomically(index_path, text)

@@ -93,8 +93,9 @@ def read_archive(path: Path) -> Archive:
     try:
         data = path.read_bytes()
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            member = next((m for m in tar.getmembers() if m.name.count("/") == 1 and m.name.endswith("/Chart.yaml")),
-                          None)
+            member = next(
+                (m for m in tar.getmembers() if m.name.count("/") == 1 and m.name.endswith("/Chart.yaml")), None
+            )
             if member is None:
                 raise RepoError(f"{path}: no <chart>/Chart.yaml inside the archive")
             handle = tar.extractfile(member)

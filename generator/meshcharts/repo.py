@@ -22,6 +22,7 @@ from meshcharts import index as index_mod
 from meshcharts import package as package_mod
 from meshcharts import write
 from meshcharts.errors import RepoError
+from meshcharts.helm import Helm
 from meshcharts.paths import Layout
 
 PUBLIC_KEY = "meshcharts.asc"
@@ -83,8 +84,9 @@ def _gpg(args: list[str], gnupg_home: Path | None, stdin: str | None = None) -> 
 def sign(archive: Path, key: str, gnupg_home: Path | None = None) -> Path:
     """Write `<archive>.prov`, an OpenPGP clear-signed provenance file Helm verifies."""
     prov = archive.with_name(archive.name + ".prov")
-    signed = _gpg(["--local-user", key, "--digest-algo", "SHA512", "--clearsign"], gnupg_home,
-                  provenance_message(archive))
+    signed = _gpg(
+        ["--local-user", key, "--digest-algo", "SHA512", "--clearsign"], gnupg_home, provenance_message(archive)
+    )
     if prov.exists():
         if prov.read_text() == signed:
             return prov
@@ -115,20 +117,23 @@ def release(
     drift = write.check(layout)
     if drift:
         raise RepoError("charts/ differs from generator/specs; run `meshcharts generate` and commit first")
+    unpublished = [
+        d.name for d in chart_dirs(layout)
+        if not (layout.packages / package_mod.archive_name(package_mod.load_metadata(d))).exists()
+    ]  # fmt: skip
+    if unpublished and not sign_key:
+        raise RepoError(
+            f"no signing key for the new versions of {', '.join(unpublished)}; nothing was written. Pass "
+            "--sign-key or set MESHCHARTS_SIGN_KEY (the fingerprint in generator/specs/suite.yaml signKey)"
+        )
     report = ReleaseReport()
-    for result in package_all(layout):
-        report.packaged.append(result.archive)
+    report.packaged = [r.archive for r in package_all(layout)]
     if sign_key:
         for archive in sorted(layout.packages.glob("*.tgz")):
             if not archive.with_name(archive.name + ".prov").exists():
                 report.signed.append(sign(archive, sign_key, gnupg_home))
-    elif report.packaged:
-        unsigned = ", ".join(p.name for p in report.packaged)
-        raise RepoError(f"no signing key given for the new archives ({unsigned}); pass --sign-key or "
-                        "set MESHCHARTS_SIGN_KEY (the fingerprint in generator/specs/suite.yaml signKey)")
-    result = index_mod.merge(layout.root, sorted(layout.packages.glob("*.tgz")), index_path=layout.index,
-                             clock=clock)
-    report.indexed = result.added
+    merged = index_mod.merge(layout.root, sorted(layout.packages.glob("*.tgz")), index_path=layout.index, clock=clock)
+    report.indexed = merged.added
     return report
 
 
@@ -138,13 +143,13 @@ class _RepoHandler(http.server.SimpleHTTPRequestHandler):
     def translate_path(self, path: str) -> str:
         clean = path.split("?", 1)[0].split("#", 1)[0].lstrip("/")
         allowed = clean in SERVED_TOP_LEVEL or (
-            clean.startswith("packages/") and "/" not in clean[len("packages/"):] and ".." not in clean
+            clean.startswith("packages/") and "/" not in clean[len("packages/") :] and ".." not in clean
         )
         if not allowed:
-            return str(Path(self.directory) / ".meshcharts-not-served")
-        return str(Path(self.directory) / clean)
+            return str(Path(str(self.directory)) / ".meshcharts-not-served")
+        return str(Path(str(self.directory)) / clean)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature of the base class
+    def log_message(self, format: str, *args: object) -> None:
         if os.environ.get("MESHCHARTS_SERVE_LOG"):
             super().log_message(format, *args)
 
@@ -157,7 +162,7 @@ class Server:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def stop(self) -> None:
         self.httpd.shutdown()
@@ -178,3 +183,18 @@ def serve(root: Path, *, host: str = "127.0.0.1", port: int = 8879, background: 
         server.thread = threading.Thread(target=httpd.serve_forever, name="meshcharts-serve", daemon=True)
         server.thread.start()
     return server
+
+
+def push(layout: Layout, ref: str, helm: Helm, *, plain_http: bool = False) -> list[str]:
+    """`helm push` every indexed archive to `oci://HOST/PATH`; Helm uploads the .prov beside it too."""
+    if not ref.startswith("oci://"):
+        raise RepoError(f"{ref!r} is not an OCI reference; write oci://HOST/PATH")
+    data = index_mod.load(layout.index)
+    pushed = []
+    for name, versions in sorted(data["entries"].items()):
+        for entry in versions:
+            archive = layout.root / entry["urls"][0]
+            args = ["push", str(archive), ref, *(["--plain-http"] if plain_http else [])]
+            helm.run(args)
+            pushed.append(f"{name} {entry['version']} -> {ref}/{name}:{str(entry['version']).replace('+', '_')}")
+    return pushed
