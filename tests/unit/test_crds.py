@@ -1,9 +1,16 @@
-"""Type specs: what the loader rejects (all at once, as file:key), and what the expansion guarantees."""
+"""Type specs: what the loader rejects (all at once, as file:key), and what the expansion guarantees.
+
+The last tests run the generated CRDs and objects through the API server's own validation code
+(ci/crdcheck links k8s.io/apiextensions-apiserver): CRD validation with the structural-schema rules, then
+pruning and schema validation of objects, as kube-apiserver does on create, without needing a cluster.
+"""
 
 from __future__ import annotations
 
 import copy
+import json
 import shutil
+import subprocess
 import textwrap
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -12,7 +19,15 @@ from typing import Any
 import pytest
 import yaml
 
-from meshcharts.crds import examples, load_api_types, render_all, render_crd, validate, version_schema
+from meshcharts.crds import (
+    APIType,
+    examples,
+    load_api_types,
+    render_all,
+    render_crd,
+    validate,
+    version_schema,
+)
 from meshcharts.errors import SpecError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -429,3 +444,73 @@ def test_validate_rejects_invalid_objects_naming_the_field(case: str) -> None:
 def test_nullable_fields_accept_null() -> None:
     api = next(a for a in load_api_types(CRDS_DIR) if a.kind == "WasmPlugin")
     assert validate(version_schema(api)["properties"]["spec"], {"priority": None}, "spec") == []
+
+
+OFFLINE_MARKERS = ("module lookup disabled", "dial tcp", "no such host", "connection refused")
+
+
+@pytest.fixture(scope="session")
+def crdcheck(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    go = shutil.which("go")
+    if go is None:
+        pytest.skip("requires the go toolchain on PATH to build ci/crdcheck")
+    binary = tmp_path_factory.mktemp("crdcheck") / "crdcheck"
+    argv = [go, "build", "-o", str(binary), "."]
+    result = subprocess.run(argv, cwd=ROOT / "ci" / "crdcheck", capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        if any(marker in result.stderr for marker in OFFLINE_MARKERS):
+            pytest.skip(
+                f"requires the k8s.io modules of ci/crdcheck/go.mod (offline, not cached):\n{result.stderr}"
+            )
+        pytest.fail(f"{' '.join(argv)} failed:\n{result.stderr}")
+    return binary
+
+
+def check(binary: Path, crds: list[dict[str, Any]], objects: list[dict[str, Any]]) -> dict[str, Any]:
+    payload = json.dumps({"crds": crds, "objects": objects})
+    result = subprocess.run([str(binary)], input=payload, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+@pytest.fixture(scope="module")
+def apis() -> dict[str, APIType]:
+    return {api.kind: api for api in load_api_types(CRDS_DIR)}
+
+
+@pytest.mark.slow
+def test_api_server_accepts_every_crd_and_every_example_in_every_served_version(
+    crdcheck: Path, apis: dict[str, APIType]
+) -> None:
+    objects = []
+    for api in apis.values():
+        for version in api.versions:
+            if version.served:
+                example = examples(api)
+                objects.append({**example, "apiVersion": f"{api.group}/{version.name}"})
+    report = check(crdcheck, [render_crd(api) for api in apis.values()], objects)
+    assert report["crds"] == {api.name: [] for api in apis.values()}
+    rejected = [o for o in report["objects"] if o["errors"] or o["pruned"]]
+    assert not rejected, json.dumps(rejected, indent=2)
+    assert len(report["objects"]) == 20
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(INVALID))
+def test_api_server_rejects_what_validate_rejects_naming_the_field(
+    crdcheck: Path, apis: dict[str, APIType], case: str
+) -> None:
+    kind, dotted, value, field = INVALID[case]
+    api = apis[kind]
+    obj = copy.deepcopy(examples(api))
+    *parents, last = dotted.split(".")
+    node = obj["spec"]
+    for name in parents:
+        node = node.setdefault(name, {})
+    node[last] = value
+    (result,) = check(crdcheck, [render_crd(api)], [obj])["objects"]
+    # Unknown fields are pruned, and rejected when the client asks for strict field validation
+    # (kubectl's default); everything else is a validation error.
+    findings = result["errors"] + [f"unknown field {path}" for path in result["pruned"]]
+    assert any(field.removeprefix("spec.").split("[")[0] in finding for finding in findings), findings
