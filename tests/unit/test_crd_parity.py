@@ -94,9 +94,7 @@ def test_every_field_path_type_enum_and_format_matches_istio_1_12(crds: dict[str
         for row in _table("istio-1.12-crd-fields.tsv")
     }
     assert len(reference) == 1352
-    generated = {
-        key: value for key, value in generated_rows(crds).items() if key[0] not in FREE_FORM_ONLY
-    }
+    generated = {key: value for key, value in generated_rows(crds).items() if key[0] not in FREE_FORM_ONLY}
     differences = _differences(reference, generated)
     assert not differences, f"{len(differences)} difference(s) from the reference:\n" + "\n".join(differences)
 
@@ -144,7 +142,9 @@ def test_names_scope_versions_columns_subresources_and_keep_match_istio_1_12() -
     for name in sorted(reference.keys() & generated.keys()):
         for column, value in reference[name].items():
             if generated[name][column] != value:
-                differences.append(f"{name} {column}: reference {value!r}, generated {generated[name][column]!r}")
+                differences.append(
+                    f"{name} {column}: reference {value!r}, generated {generated[name][column]!r}"
+                )
     assert len(reference) == 14
     assert not differences, f"{len(differences)} difference(s):\n" + "\n".join(differences)
 
