@@ -381,6 +381,7 @@ class _File:
     stem: str
     data: dict[str, Any]
     types: dict[str, TypeExpr] = field(default_factory=dict)
+    broken: set[str] = field(default_factory=set)  # declared, but the declaration was reported as invalid
 
 
 def _read(path: Path, where: str, problems: _Problems) -> dict[str, Any] | None:
@@ -416,7 +417,9 @@ def _parse_types_block(file: _File, problems: _Problems) -> None:
             problems.add(where, "a type name cannot be a scalar name")
             continue
         expr = _parse_type(node, where, problems)
-        if expr is not None:
+        if expr is None:
+            file.broken.add(name)
+        else:
             file.types[name] = expr
 
 
@@ -614,14 +617,16 @@ def _parse_api_file(file: _File, problems: _Problems) -> _Draft | None:
 # ------------------------------------------------------------------------------------------ resolution
 
 
-def _resolve(shared: Mapping[str, tuple[_File, TypeExpr]], drafts: list[_Draft], problems: _Problems) -> bool:
-    """Check every reference, shadowing, unused and cyclic type; False when a cycle makes expansion unsafe."""
+def _resolve(
+    shared: Mapping[str, tuple[_File, TypeExpr]], broken: set[str], drafts: list[_Draft], problems: _Problems
+) -> None:
+    """Report unknown references (not those to types reported broken), shadowing, unused and cyclic types."""
     used: set[str] = set()
 
-    def check(expr: TypeExpr, scope: Mapping[str, TypeExpr], seen_in: set[str]) -> None:
+    def check(expr: TypeExpr, scope: Mapping[str, TypeExpr], seen_in: set[str], known_bad: set[str]) -> None:
         for ref in _refs(expr):
             seen_in.add(ref.name)
-            if ref.name not in scope:
+            if ref.name not in scope and ref.name not in known_bad:
                 if not _TYPE_NAME.fullmatch(ref.name):
                     problems.add(ref.where, f"unknown type {ref.name!r}; scalars are {', '.join(SCALARS)}")
                 else:
@@ -633,7 +638,7 @@ def _resolve(shared: Mapping[str, tuple[_File, TypeExpr]], drafts: list[_Draft],
 
     shared_scope = {name: expr for name, (_, expr) in shared.items()}
     for _, expr in shared.values():
-        check(expr, shared_scope, used)
+        check(expr, shared_scope, used, broken)
     for draft in drafts:
         for name in draft.file.types:
             if name in shared:
@@ -645,7 +650,7 @@ def _resolve(shared: Mapping[str, tuple[_File, TypeExpr]], drafts: list[_Draft],
         local_used: set[str] = set()
         for local_expr in (draft.spec, draft.status, *draft.file.types.values()):
             if local_expr is not None:
-                check(local_expr, scope, local_used)
+                check(local_expr, scope, local_used, broken | draft.file.broken)
         for name in draft.file.types:
             if name not in local_used:
                 problems.add(f"{draft.file.where}:types.{name}", "declared but never used")
@@ -654,16 +659,15 @@ def _resolve(shared: Mapping[str, tuple[_File, TypeExpr]], drafts: list[_Draft],
         if name not in used:
             problems.add(f"{file.where}:types.{name}", "declared but used by no API type")
 
-    acyclic = _find_cycles(
+    _find_cycles(
         {name: (f"{file.where}:types.{name}", expr) for name, (file, expr) in shared.items()}, problems
     )
     for draft in drafts:
         local = {name: (f"{draft.file.where}:types.{name}", expr) for name, expr in draft.file.types.items()}
-        acyclic &= _find_cycles(local, problems)
-    return acyclic
+        _find_cycles(local, problems)
 
 
-def _find_cycles(types: Mapping[str, tuple[str, TypeExpr]], problems: _Problems) -> bool:
+def _find_cycles(types: Mapping[str, tuple[str, TypeExpr]], problems: _Problems) -> None:
     """Report each cycle among `types` once; structural schemas cannot express recursion."""
     state: dict[str, int] = {}  # 1 = on the stack, 2 = done
     found: set[frozenset[str]] = set()
@@ -688,10 +692,19 @@ def _find_cycles(types: Mapping[str, tuple[str, TypeExpr]], problems: _Problems)
     for name in types:
         if name not in state:
             visit(name, [])
-    return not found
 
 
 # ------------------------------------------------------------------------------------------- loading
+
+
+def _expandable(expr: TypeExpr, types: Mapping[str, TypeExpr], stack: tuple[str, ...] = ()) -> bool:
+    """Whether `expr` expands to a finite schema: every reachable name declared, no cycle (both reported)."""
+    for ref in _refs(expr):
+        if ref.name not in types or ref.name in stack:
+            return False
+        if not _expandable(types[ref.name], types, (*stack, ref.name)):
+            return False
+    return True
 
 
 def load_api_types(crds_dir: Path) -> list[APIType]:
@@ -700,6 +713,7 @@ def load_api_types(crds_dir: Path) -> list[APIType]:
     base = crds_dir.parent
     shared: dict[str, tuple[_File, TypeExpr]] = {}
     drafts: list[_Draft] = []
+    shared_files: list[_File] = []
     paths = sorted(crds_dir.glob("*.yaml"))
     if not paths:
         problems.add(str(crds_dir), "no type specs (*.yaml) found")
@@ -713,6 +727,7 @@ def load_api_types(crds_dir: Path) -> list[APIType]:
             _check_header(data, where, "APITypes", problems)
             _check_keys(data, where, ("apiVersion", "kind", "types"), problems)
             _parse_types_block(file, problems)
+            shared_files.append(file)
             for name, expr in file.types.items():
                 if name in shared:
                     problems.add(f"{where}:types.{name}", f"also declared in {shared[name][0].where}")
@@ -723,7 +738,8 @@ def load_api_types(crds_dir: Path) -> list[APIType]:
             if draft is not None:
                 drafts.append(draft)
 
-    acyclic = _resolve(shared, drafts, problems)
+    broken = set().union(*(f.broken for f in shared_files))
+    _resolve(shared, broken, drafts, problems)
     shared_scope = {name: expr for name, (_, expr) in shared.items()}
     apis: list[APIType] = []
     for draft in drafts:
@@ -757,8 +773,8 @@ def load_api_types(crds_dir: Path) -> list[APIType]:
             if key in seen:
                 problems.add(api.source, f"{key} is also declared in {seen[key]}")
             seen[key] = api.source
-    if acyclic and not problems.items:
-        for api in apis:
+    for api in apis:
+        if _expandable(api.spec, api.types):
             for message in _check_example(api):
                 problems.add(f"{api.source}:example", message)
     if problems.items:

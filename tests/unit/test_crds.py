@@ -270,6 +270,7 @@ def test_every_problem_across_files_is_reported_in_one_error(tmp_path: Path) -> 
     widget = _broken(widget, "  extra: object", "  extra: object\n  loop: Loop")
     gadget = _broken(WIDGET, "kind: Widget", "kind: Gadget").replace("plural: widgets", "plural: gadgets")
     gadget = _broken(gadget, "versions:", "colour: blue\nversions:")
+    gadget = _broken(gadget, "mode: FAST,", "mode: MAYBE,")
     crds = write_tree(tmp_path, {"_types.yaml": shared, "widget.yaml": widget, "gadget.yaml": gadget})
     found = problems_of(crds)
     expected = [
@@ -278,9 +279,12 @@ def test_every_problem_across_files_is_reported_in_one_error(tmp_path: Path) -> 
         ("crds/_types.yaml:types.Loop", "cycle between types: Loop -> Loop"),
         ("crds/_types.yaml:types.Unused", "declared but used by no API type"),
         ("crds/gadget.yaml:colour", "unknown key"),
+        ("crds/gadget.yaml:example", "spec.mode: 'MAYBE' is not one of FAST, SLOW"),
     ]
     missing = [(w, m) for w, m in expected if not any(fw == w and m in fm for fw, fm in found)]
     assert not missing, f"not reported: {missing}\nreported: {found}"
+    # A broken declaration is reported once, not again at every use of its name.
+    assert not [w for w, _ in found if w == "crds/widget.yaml:spec.mode"], found
 
 
 def test_spec_error_message_lists_every_problem(tmp_path: Path) -> None:
