@@ -366,7 +366,8 @@ def _check_keys(node: Mapping[str, Any], where: str, allowed: Iterable[str], pro
             hint = difflib.get_close_matches(str(key), allowed, n=1)
             problems.add(
                 _join(where, key),
-                "unknown key" + (f"; did you mean {hint[0]!r}?" if hint else f"; expected one of {allowed}"),
+                "unknown key"
+                + (f"; did you mean {hint[0]!r}?" if hint else f"; expected one of {', '.join(allowed)}"),
             )
 
 

@@ -123,6 +123,14 @@ def test_a_valid_minimal_tree_loads_and_expands(tmp_path: Path) -> None:
     assert examples(api)["apiVersion"] == "example.meshcharts.dev/v1alpha1"
 
 
+def test_a_version_may_list_its_own_printer_columns(tmp_path: Path) -> None:
+    widget = _broken(WIDGET, "  - {name: v1beta1}", "  - {name: v1beta1, printerColumns: []}")
+    crds = write_tree(tmp_path, {"_types.yaml": SHARED, "widget.yaml": widget})
+    alpha, beta = render_crd(load_api_types(crds)[0])["spec"]["versions"]
+    assert [c["name"] for c in alpha["additionalPrinterColumns"]] == ["Size"]
+    assert "additionalPrinterColumns" not in beta
+
+
 def _broken(text: str, old: str, new: str) -> str:
     assert old in text, old
     return text.replace(old, new)
