@@ -77,3 +77,17 @@ def dump(data: Any) -> str:
     return yaml.dump(
         data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1_000_000, allow_unicode=True
     )
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping repeats a key; the message names file:line of the repeat."""
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse the one YAML document in `path`; raise YAMLError naming file:line on bad syntax or a repeated key."""
+    data, problems = load_file(path)
+    if problems:
+        if data is None:
+            raise yaml.YAMLError("; ".join(str(p) for p in problems))
+        raise DuplicateKeyError("; ".join(str(p) for p in problems))
+    return data

@@ -222,9 +222,9 @@ def chart_metadata(model: Model, chart: ChartSpec) -> dict[str, Any]:
                     "version": next(v["name"] for v in crd["spec"]["versions"] if v.get("storage")),
                     "name": crd["metadata"]["name"],
                     "displayName": crd["spec"]["names"]["kind"],
-                    "description": f"Istio {crd['spec']['names']['kind']} ({crd['spec']['group']})",
+                    "description": description,
                 }
-                for crd in model.crds
+                for crd, description in zip(model.crds, model.crd_descriptions, strict=True)
             ]
         )
         annotations["artifacthub.io/crdsExamples"] = _block(list(model.crd_examples))

@@ -176,6 +176,7 @@ class Model:
     shared_templates: Mapping[str, str]  # name -> jinja source, rendered into every chart
     crds: tuple[Mapping[str, Any], ...] = ()
     crd_examples: tuple[Mapping[str, Any], ...] = ()
+    crd_descriptions: tuple[str, ...] = ()
 
     def chart(self, name: str) -> ChartSpec:
         for chart in self.charts:
@@ -491,6 +492,7 @@ def load(layout: Layout) -> Model:
 
     crds: tuple[Mapping[str, Any], ...] = ()
     examples: tuple[Mapping[str, Any], ...] = ()
+    descriptions: tuple[str, ...] = ()
     crd_dir = layout.specs / "crds"
     if any(crd_dir.glob("*.yaml")):
         from meshcharts import crds as crd_module
@@ -499,9 +501,10 @@ def load(layout: Layout) -> Model:
             types = crd_module.load_api_types(crd_dir)
             crds = tuple(crd_module.render_crd(t) for t in types)
             examples = tuple(crd_module.examples(t) for t in types)
+            descriptions = tuple(t.description for t in types)
         except SpecError as err:
             c.problems.extend(err.problems)
 
     if c.problems:
         raise SpecError(c.problems)
-    return Model(suite, tuple(charts), _read_templates(layout.templates / "_shared"), crds, examples)
+    return Model(suite, tuple(charts), _read_templates(layout.templates / "_shared"), crds, examples, descriptions)

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.render.conftest import Helm
 
 from meshcharts import repo
 from meshcharts.paths import Layout
-from tests.render.conftest import Helm
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,11 +25,31 @@ def signing_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         pytest.skip("requires gpg (Debian package gnupg)")
     home = tmp_path_factory.mktemp("gnupg")
     home.chmod(0o700)
-    subprocess.run(["gpg", "--batch", "--homedir", str(home), "--pinentry-mode", "loopback", "--passphrase", "",
-                    "--quick-gen-key", "meshcharts test <test@example.invalid>", "rsa2048", "sign", "never"],
-                   check=True, capture_output=True)
-    listing = subprocess.run(["gpg", "--batch", "--homedir", str(home), "--with-colons", "--list-secret-keys"],
-                             check=True, capture_output=True, text=True).stdout
+    subprocess.run(
+        [
+            "gpg",
+            "--batch",
+            "--homedir",
+            str(home),
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "meshcharts test <test@example.invalid>",
+            "rsa2048",
+            "sign",
+            "never",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    listing = subprocess.run(
+        ["gpg", "--batch", "--homedir", str(home), "--with-colons", "--list-secret-keys"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr"))
     return home, fingerprint
 
@@ -53,8 +73,9 @@ def keyring(tmp_path_factory: pytest.TempPathFactory, signing_home: tuple[Path, 
     """The public key in the legacy binary keyring format Helm's --keyring reads."""
     home, fingerprint = signing_home
     path = tmp_path_factory.mktemp("keyring") / "pubring.gpg"
-    data = subprocess.run(["gpg", "--batch", "--homedir", str(home), "--export", fingerprint],
-                          check=True, capture_output=True).stdout
+    data = subprocess.run(
+        ["gpg", "--batch", "--homedir", str(home), "--export", fingerprint], check=True, capture_output=True
+    ).stdout
     path.write_bytes(data)
     return path
 
@@ -62,9 +83,13 @@ def keyring(tmp_path_factory: pytest.TempPathFactory, signing_home: tuple[Path, 
 @pytest.fixture
 def helm_home(helm: Helm, tmp_path: Path) -> Iterator[Helm]:
     """The same helm binary with repository config and cache of its own, so tests never touch the user's."""
-    env_keys = {"HELM_REPOSITORY_CONFIG": tmp_path / "repositories.yaml", "HELM_REPOSITORY_CACHE": tmp_path / "cache",
-                "HELM_CACHE_HOME": tmp_path / "cache-home", "HELM_CONFIG_HOME": tmp_path / "config",
-                "HELM_DATA_HOME": tmp_path / "data"}
+    env_keys = {
+        "HELM_REPOSITORY_CONFIG": tmp_path / "repositories.yaml",
+        "HELM_REPOSITORY_CACHE": tmp_path / "cache",
+        "HELM_CACHE_HOME": tmp_path / "cache-home",
+        "HELM_CONFIG_HOME": tmp_path / "config",
+        "HELM_DATA_HOME": tmp_path / "data",
+    }
     saved = {k: os.environ.get(k) for k in env_keys}
     os.environ.update({k: str(v) for k, v in env_keys.items()})
     try:
@@ -103,8 +128,11 @@ def test_helm_verify_accepts_the_provenance(helm: Helm, published: Layout, keyri
 def test_helm_verify_rejects_a_tampered_archive(helm: Helm, published: Layout, keyring: Path, tmp_path: Path) -> None:
     archive = next(published.packages.glob("gateway-*.tgz"))
     shutil.copy(archive.with_name(archive.name + ".prov"), tmp_path / (archive.name + ".prov"))
-    (tmp_path / archive.name).write_bytes(repo.package_mod.archive_bytes(published.charts / "base")
-                                          if (published.charts / "base").exists() else b"x" * 100)
+    (tmp_path / archive.name).write_bytes(
+        repo.package_mod.archive_bytes(published.charts / "base")
+        if (published.charts / "base").exists()
+        else b"x" * 100
+    )
     proc = helm.run("verify", str(tmp_path / archive.name), "--keyring", str(keyring), check=False)
     assert proc.returncode != 0
 
@@ -120,10 +148,15 @@ def test_served_repository_works_with_repo_add_search_and_pull_verify(
             name, version = archive.name[: -len(".tgz")].rsplit("-", 1)
             assert any(line.split()[:2] == [f"meshcharts/{name}", version] for line in found.splitlines()), found
         pulled = tmp_path / "pulled"
+        pulled.mkdir()
         helm_home.run("pull", "meshcharts/gateway", "--verify", "--keyring", str(keyring), "--destination", str(pulled))
         assert (pulled / "gateway-1.12.0.tgz").read_bytes() == (published.packages / "gateway-1.12.0.tgz").read_bytes()
-        missing = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"{server.url}/pyproject.toml"],
-                                 capture_output=True, text=True, check=False)
+        missing = subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"{server.url}/pyproject.toml"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if missing.returncode == 0:
             assert missing.stdout == "404"
     finally:
