@@ -1,4 +1,4 @@
-"""A real local cluster (kube-apiserver, etcd, controller-manager, scheduler, kwok) up, used and taken down."""
+"""A real local cluster (apiserver, etcd, controller-manager, scheduler, kwok) up, used and taken down."""
 
 from __future__ import annotations
 
