@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 import uuid
@@ -16,7 +17,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from meshcharts import cluster, tools
-from meshcharts.errors import ToolError
+from meshcharts.errors import ClusterError, ToolError
 from meshcharts.helm import Helm
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -139,6 +140,28 @@ def test_local_cluster_runs_a_deployment_then_goes_down_leaving_no_process_or_po
 
     assert {c: p for c, p in pids.items() if cluster.pid_alive(p)} == {}
     assert set(ports.values()) & cluster.listening_ports() == set()
+    assert _processes_mentioning(str(local.cluster_dir(name))) == {}
+    assert not local.cluster_dir(name).exists()
+
+
+def test_up_on_a_port_in_use_fails_naming_the_port_and_starts_nothing() -> None:
+    name = _unique("e2e")
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        with pytest.raises(
+            ClusterError, match=rf"port {port} on 127.0.0.1 is in use.*fix: stop what holds it"
+        ):
+            cluster.up(name, api_port=port)
+    assert not cluster.Local().cluster_dir(name).exists()
+
+
+def test_up_that_runs_out_of_time_cleans_up_after_itself() -> None:
+    name = _unique("e2e")
+    local = cluster.Local()
+    with pytest.raises(ClusterError, match=r"did not finish within 1s|timed out after 1s waiting for"):
+        cluster.up(name, timeout=1.0)
     assert _processes_mentioning(str(local.cluster_dir(name))) == {}
     assert not local.cluster_dir(name).exists()
 
