@@ -46,10 +46,20 @@ def _cmd_tools_install(args: argparse.Namespace) -> int:
     from meshcharts import tools
 
     start = time.monotonic()
-    paths = tools.install(args.names, k8s_version=args.k8s_version, progress=_progress_line)
-    _say(f"toolchain ready in {tools.cache_root() / 'toolchain'} ({time.monotonic() - start:.1f}s):")
-    for name, path in paths.items():
-        _say(f"  {name:<24} {path}")
+    events: list[Progress] = []
+
+    def report(event: Progress) -> None:
+        events.append(event)
+        if event.step != "cached":
+            _progress_line(event)
+
+    paths = tools.install(args.names, k8s_version=args.k8s_version, progress=report)
+    built = any(e.step == "done" for e in events)
+    where = tools.cache_root() / "toolchain"
+    _say(f"toolchain {'built' if built else 'up to date'} in {where} ({time.monotonic() - start:.1f}s)")
+    if built:
+        for name, path in paths.items():
+            _say(f"  {name:<24} {path}")
     return 0
 
 

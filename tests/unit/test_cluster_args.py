@@ -90,6 +90,21 @@ def test_existing_provider_that_does_not_answer_fails_within_its_deadline(tmp_pa
         cluster.up("x", provider="existing", kubeconfig=kubeconfig, timeout=1)
 
 
+def test_a_condition_not_met_in_time_is_named_with_the_tail_of_its_components_log(tmp_path: Path) -> None:
+    kubeconfig = _kubeconfig_for(f"http://127.0.0.1:{_closed_loopback_port()}", tmp_path / "kubeconfig")
+    asked: list[str] = []
+
+    def logs(component: str) -> str:
+        asked.append(component)
+        return "E1125 listen tcp 127.0.0.1:6443: bind: address already in use"
+
+    with pytest.raises(ClusterError) as err:
+        cluster.wait_ready(kubeconfig, nodes=2, timeout=0.5, logs=logs)
+    assert asked == ["kube-apiserver"]
+    assert "waiting for: API server answers /readyz" in str(err.value)
+    assert "last lines of kube-apiserver's log:\nE1125 listen tcp" in str(err.value)
+
+
 def test_existing_provider_down_leaves_the_cluster_alone(tmp_path: Path) -> None:
     said: list[str] = []
     cluster.down("x", provider="existing", cache=tmp_path, say=said.append)

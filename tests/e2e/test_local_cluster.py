@@ -1,0 +1,221 @@
+"""A real local cluster (apiserver, etcd, controller-manager, scheduler, kwok) up, used and taken down."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from meshcharts import cluster, tools
+from meshcharts.errors import ClusterError, ToolError
+from meshcharts.helm import Helm
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+NEEDED = ("kwokctl", "kwok", "etcd", *tools.KUBERNETES_COMPONENTS, "helm", "helm3")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def toolchain() -> None:
+    try:
+        for name in NEEDED:
+            tools.path(name)
+    except ToolError as err:
+        pytest.skip(f"requires the built toolchain: {err}")
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def wait_for(what: str, check: Callable[[], bool], *, timeout: float) -> None:
+    """Poll `check` until true; fail naming `what` after `timeout` seconds of wall clock."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def _processes_mentioning(text: str) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline and cluster.pid_alive(int(proc.name)):
+            found[int(proc.name)] = cmdline
+    return found
+
+
+def _deployment(name: str, replicas: int) -> client.V1Deployment:
+    labels = {"app": name}
+    return client.V1Deployment(
+        metadata=client.V1ObjectMeta(name=name, labels=labels),
+        spec=client.V1DeploymentSpec(
+            replicas=replicas,
+            selector=client.V1LabelSelector(match_labels=labels),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels=labels),
+                spec=client.V1PodSpec(containers=[client.V1Container(name="probe", image="busybox:1.36")]),
+            ),
+        ),
+    )
+
+
+def _available(apps: client.AppsV1Api, namespace: str, name: str, replicas: int) -> bool:
+    status: Any = apps.read_namespaced_deployment_status(name, namespace).status
+    conditions = {c.type: c.status for c in status.conditions or []}
+    return conditions.get("Available") == "True" and (status.available_replicas or 0) == replicas
+
+
+def _namespace_gone(core: client.CoreV1Api, namespace: str) -> bool:
+    try:
+        core.read_namespace(namespace)
+    except ApiException as err:
+        if err.status == 404:
+            return True
+        raise
+    return False
+
+
+def test_local_cluster_runs_a_deployment_then_goes_down_leaving_no_process_or_port() -> None:
+    name = _unique("e2e")
+    local = cluster.Local()
+    up = cluster.up(name, timeout=120)
+    try:
+        assert up.kubeconfig == local.kubeconfig(name)
+        pids = local.pids(name)
+        ports = local.ports(name)
+        assert set(pids) == set(cluster.LOCAL_COMPONENTS)
+        assert set(ports.values()) <= cluster.listening_ports()
+
+        api = config.new_client_from_config(config_file=str(up.kubeconfig))
+        core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+        nodes = core.list_node().items
+        assert len(nodes) == 2
+
+        namespace = _unique("probe")
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+        apps.create_namespaced_deployment(namespace, _deployment("probe", 2))
+        wait_for(
+            "Deployment probe Available with 2 replicas",
+            lambda: _available(apps, namespace, "probe", 2),
+            timeout=60,
+        )
+        pods = core.list_namespaced_pod(namespace, label_selector="app=probe").items
+        assert sorted(p.status.phase for p in pods) == ["Running", "Running"]
+
+        apps.patch_namespaced_deployment_scale(
+            namespace=namespace, name="probe", body={"spec": {"replicas": 3}}
+        )
+        wait_for(
+            "Deployment probe Available with 3 replicas",
+            lambda: _available(apps, namespace, "probe", 3),
+            timeout=60,
+        )
+
+        core.delete_namespace(namespace)
+        wait_for(
+            f"namespace {namespace} deleted by the namespace controller",
+            lambda: _namespace_gone(core, namespace),
+            timeout=90,
+        )
+        api.close()
+    finally:
+        cluster.down(name, timeout=60)
+
+    assert {c: p for c, p in pids.items() if cluster.pid_alive(p)} == {}
+    assert set(ports.values()) & cluster.listening_ports() == set()
+    assert _processes_mentioning(str(local.cluster_dir(name))) == {}
+    assert not local.cluster_dir(name).exists()
+
+
+def test_up_on_a_port_in_use_fails_naming_the_port_and_starts_nothing() -> None:
+    name = _unique("e2e")
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        with pytest.raises(
+            ClusterError, match=rf"port {port} on 127.0.0.1 is in use.*fix: stop what holds it"
+        ):
+            cluster.up(name, api_port=port)
+    assert not cluster.Local().cluster_dir(name).exists()
+
+
+def test_up_that_runs_out_of_time_cleans_up_after_itself() -> None:
+    name = _unique("e2e")
+    local = cluster.Local()
+    with pytest.raises(ClusterError, match=r"did not finish within 1s|timed out after 1s waiting for"):
+        cluster.up(name, timeout=1.0)
+    assert _processes_mentioning(str(local.cluster_dir(name))) == {}
+    assert not local.cluster_dir(name).exists()
+
+
+@pytest.fixture(scope="module")
+def local_cluster() -> Iterator[cluster.Cluster]:
+    name = _unique("e2e")
+    up = cluster.up(name, timeout=120)
+    yield up
+    cluster.down(name, timeout=60)
+
+
+def test_kubectl_reports_server_v1_36_3(local_cluster: cluster.Cluster) -> None:
+    out = subprocess.run(
+        [str(tools.path("kubectl")), "version", "-o", "json"],
+        env=local_cluster.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    versions = json.loads(out)
+    assert versions["serverVersion"]["gitVersion"] == "v1.36.3"
+    assert versions["clientVersion"]["gitVersion"] == "v1.36.3"
+
+
+def test_helm_reports_v4_3_1_and_helm3_v3_22_0() -> None:
+    assert Helm().version() == "v4.3.1"
+    assert Helm(major=3).version() == "v3.22.0"
+
+
+def test_helm_installs_upgrades_rolls_back_and_uninstalls_a_chart(
+    local_cluster: cluster.Cluster, tmp_path: Path
+) -> None:
+    helm = Helm(
+        kubeconfig=local_cluster.kubeconfig,
+        env={
+            **os.environ,
+            "HELM_CACHE_HOME": str(tmp_path / "cache"),
+            "HELM_CONFIG_HOME": str(tmp_path / "config"),
+            "HELM_DATA_HOME": str(tmp_path / "data"),
+        },
+    )
+    helm.run(["create", str(tmp_path / "probe")])
+    chart = tmp_path / "probe"
+    namespace = _unique("helm")
+    helm.install("probe", chart, namespace=namespace, wait=True, timeout=120)
+    helm.upgrade(
+        "probe", chart, namespace=namespace, set_values={"replicaCount": "2"}, wait=True, timeout=120
+    )
+    history = json.loads(helm.run(["history", "probe", "--namespace", namespace, "-o", "json"]))
+    assert [h["revision"] for h in history] == [1, 2]
+    helm.rollback("probe", 1, namespace=namespace, wait=True, timeout=120)
+    apps = client.AppsV1Api(config.new_client_from_config(config_file=str(local_cluster.kubeconfig)))
+    assert apps.read_namespaced_deployment("probe", namespace).spec.replicas == 1
+    helm.uninstall("probe", namespace=namespace, wait=True, timeout=120)
+    assert apps.list_namespaced_deployment(namespace).items == []
