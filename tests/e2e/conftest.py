@@ -1,0 +1,25 @@
+"""e2e layer: every test here runs on the session cluster of the meshcharts plugin."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshcharts import tools
+from meshcharts.errors import ToolError
+
+NEEDED = ("kwokctl", "kwok", "etcd", *tools.KUBERNETES_COMPONENTS, "helm", "helm3")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    missing = []
+    for name in NEEDED:
+        try:
+            tools.path(name)
+        except ToolError:
+            missing.append(name)
+    for item in items:
+        if "tests/e2e/" in str(item.fspath) or "tests/upgrade/" in str(item.fspath):
+            item.add_marker(pytest.mark.cluster)
+            if missing:
+                item.add_marker(pytest.mark.skip(reason=f"requires the built toolchain ({', '.join(missing)}): "
+                                                        "run `meshcharts tools install`"))
