@@ -69,7 +69,9 @@ def render_values_yaml(chart: ChartSpec) -> str:
             if depth == 0 and out[-1] != "":
                 out.append("")
             if isinstance(child, Value):
-                doc = child.doc if not child.deprecated else f"Deprecated: {child.deprecated}\n{child.doc}"
+                doc = _doc(child)
+                if child.deprecated:
+                    doc = f"Deprecated: {child.deprecated}\n{doc}"
                 out.extend(_comment(doc, indent))
                 if child.enum:
                     out.extend(_comment("One of: " + ", ".join(_inline(e) for e in child.enum), indent))
@@ -89,6 +91,13 @@ def render_values_yaml(chart: ChartSpec) -> str:
 
     emit(_tree(chart), "", 0)
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _doc(value: Value) -> str:
+    """The value's description, saying who reads it when no template of the chart does."""
+    if value.read_by:
+        return f"{value.doc} Not read by this chart's templates: {value.read_by}."
+    return value.doc
 
 
 def _type_schema(t: TypeSpec) -> dict[str, Any]:
@@ -113,7 +122,7 @@ def _type_schema(t: TypeSpec) -> dict[str, Any]:
 
 
 def _value_schema(value: Value) -> dict[str, Any]:
-    schema: dict[str, Any] = {"description": value.doc}
+    schema: dict[str, Any] = {"description": _doc(value)}
     schema.update(_type_schema(value.type))
     if value.enum:
         schema["enum"] = list(value.enum) + ([None] if value.type.nullable else [])
@@ -125,7 +134,7 @@ def _value_schema(value: Value) -> dict[str, Any]:
         schema["pattern"] = value.pattern
     if value.deprecated:
         schema["deprecated"] = True
-        schema["description"] = f"Deprecated: {value.deprecated} {value.doc}"
+        schema["description"] = f"Deprecated: {value.deprecated} {_doc(value)}"
     if value.schema:
         schema.update(value.schema)
     return schema
@@ -173,7 +182,7 @@ def values_table(chart: ChartSpec) -> str:
     rows = ["| Key | Type | Default | Description |", "|---|---|---|---|"]
     for v in chart.values:
         default = json.dumps(v.default, sort_keys=False)
-        doc = v.doc
+        doc = _doc(v)
         if v.enum:
             doc += " One of: " + ", ".join(f"`{json.dumps(e)}`" for e in v.enum) + "."
         if v.deprecated:
@@ -347,8 +356,12 @@ def value_references(texts: Iterable[str]) -> set[str]:
 
 
 def check_value_usage(chart: ChartSpec, files: Mapping[str, str]) -> list[Problem]:
-    """Every read value is declared and every declared value is read by some template."""
-    texts = [t for p, t in files.items() if p.startswith("templates/")]
+    """Every read value is declared and every declared value is read by some template.
+
+    Texts under `files/` count as templates: a chart embeds them with `.Files.Get` into objects that
+    another program evaluates against the values (istiod's injection templates read `.Values.global...`).
+    """
+    texts = [t for p, t in files.items() if p.startswith(("templates/", "files/"))]
     refs = value_references(texts)
     declared = {v.path: v for v in chart.values}
     problems = []
@@ -367,7 +380,11 @@ def check_value_usage(chart: ChartSpec, files: Mapping[str, str]) -> list[Proble
         parts = path.split(".")
         prefixes = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
         used = bool(prefixes & refs) or any(r.startswith(path + ".") for r in refs)
-        if not used:
+        if used and value.read_by:
+            problems.append(
+                Problem(value.where or f"{chart.source}:values.{path}", "says readBy but a template reads it")
+            )
+        if not used and not value.read_by:
             problems.append(
                 Problem(value.where or f"{chart.source}:values.{path}", "declared but no template reads it")
             )

@@ -102,6 +102,7 @@ class Value:
     deprecated: str | None = None
     schema: Mapping[str, Any] | None = None  # extra JSON-schema keywords merged over the derived ones
     where: str = ""
+    read_by: str | None = None  # who reads it when no chart template does (istiod at runtime, nothing at all)
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -265,7 +266,7 @@ def _load_suite(c: _Collector, data: Any, where: str) -> Suite:
     )
 
 
-_VALUE_KEYS = {"type", "default", "doc", "enum", "minimum", "maximum", "pattern", "deprecated", "schema"}
+_VALUE_KEYS = {"type", "default", "doc", "enum", "minimum", "maximum", "pattern", "deprecated", "schema", "readBy"}
 
 
 def _load_value(c: _Collector, path: str, data: Any, where: str) -> Value | None:
@@ -336,6 +337,10 @@ def _load_value(c: _Collector, path: str, data: Any, where: str) -> Value | None
     if schema is not None and not isinstance(schema, dict):
         c.add(f"{vw}.schema", "must be a mapping of JSON-schema keywords")
         ok = False
+    read_by = d.get("readBy")
+    if read_by is not None and (not isinstance(read_by, str) or not read_by.strip()):
+        c.add(f"{vw}.readBy", "must say who reads the value, since no template does")
+        ok = False
     if not ok:
         return None
     return Value(
@@ -350,6 +355,7 @@ def _load_value(c: _Collector, path: str, data: Any, where: str) -> Value | None
         deprecated,
         schema,
         vw,
+        read_by.strip() if isinstance(read_by, str) else None,
     )
 
 

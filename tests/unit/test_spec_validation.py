@@ -156,3 +156,31 @@ def test_check_reports_drift_as_a_diff_naming_the_file(tmp_path: Path) -> None:
     diff = write.check(layout)
     assert "a/charts/gateway/values.yaml" in diff
     assert "-replicaCount: 3" in diff and "+replicaCount: 1" in diff
+
+
+def test_a_value_read_only_outside_the_templates_says_who_reads_it_and_its_docs_say_so(tmp_path: Path) -> None:
+    chart = GOOD_CHART + (
+        "  legacy: {type: boolean, default: false, doc: Old switch., readBy: 'nothing; kept for old values files'}\n"
+    )
+    model = spec.load(make_tree(tmp_path, chart=chart))
+    files = render.render_all(model)
+    assert "Not read by this chart's templates: nothing; kept for old values files." in files["gateway/values.yaml"]
+
+
+def test_a_value_that_says_readBy_but_is_read_by_a_template_is_reported(tmp_path: Path) -> None:
+    chart = GOOD_CHART.replace("doc: Replicas.}", "doc: Replicas., readBy: istiod}")
+    problems = problems_of(make_tree(tmp_path, chart=chart))
+    assert problems == ["generator/specs/gateway.yaml:values.replicaCount: says readBy but a template reads it"]
+
+
+def test_values_read_by_embedded_files_count_as_read(tmp_path: Path) -> None:
+    chart = GOOD_CHART + "  proxyImage: {type: string, default: proxyv2, doc: Image the injector uses.}\n"
+    layout = make_tree(tmp_path, chart=chart)
+    fdir = layout.templates / "gateway" / "files"
+    fdir.mkdir()
+    (fdir / "inject.yaml.j2").write_text('image: "{{ .Values.proxyImage }}"\n')
+    files = render.render_all(spec.load(layout))
+    assert 'image: "{{ .Values.proxyImage }}"' in files["gateway/files/inject.yaml"]
+    (fdir / "inject.yaml.j2").write_text('image: "{{ .Values.proxyImage2 }}"\n')
+    problems = problems_of(layout)
+    assert "generator/specs/gateway.yaml:values.proxyImage: declared but no template reads it" in problems
