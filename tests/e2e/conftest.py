@@ -21,5 +21,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "tests/e2e/" in str(item.fspath) or "tests/upgrade/" in str(item.fspath):
             item.add_marker(pytest.mark.cluster)
             if missing:
-                item.add_marker(pytest.mark.skip(reason=f"requires the built toolchain ({', '.join(missing)}): "
-                                                        "run `meshcharts tools install`"))
+                item.add_marker(
+                    pytest.mark.skip(
+                        reason=f"requires the built toolchain ({', '.join(missing)}): run `meshcharts tools install`"
+                    )
+                )

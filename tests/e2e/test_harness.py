@@ -24,7 +24,8 @@ def make_chart(root: Path, replicas: int = 2) -> Path:
     (chart / "templates").mkdir(parents=True)
     (chart / "Chart.yaml").write_text("apiVersion: v2\nname: probe\nversion: 0.1.0\n")
     (chart / "values.yaml").write_text(f"replicas: {replicas}\n")
-    (chart / "templates" / "deployment.yaml").write_text(textwrap.dedent("""\
+    (chart / "templates" / "deployment.yaml").write_text(
+        textwrap.dedent("""\
         apiVersion: apps/v1
         kind: Deployment
         metadata: {name: probe}
@@ -34,7 +35,8 @@ def make_chart(root: Path, replicas: int = 2) -> Path:
           template:
             metadata: {labels: {app: probe}}
             spec: {containers: [{name: probe, image: busybox:1.36}]}
-        """))
+        """)
+    )
     return chart
 
 
@@ -70,7 +72,9 @@ def test_a_failing_user_test_reports_events_pods_helm_status_and_logs(
             releases.install("probe", {str(chart)!r})
             assert kube.apps.read_namespaced_deployment("probe", mesh_namespace).spec.replicas == 5
     """)
-    result = pytester.runpytest_subprocess("--cluster-provider", "existing", "--kubeconfig", str(mesh_cluster.kubeconfig))
+    result = pytester.runpytest_subprocess(
+        "--cluster-provider", "existing", "--kubeconfig", str(mesh_cluster.kubeconfig)
+    )
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     assert "meshcharts diagnostics" in out
