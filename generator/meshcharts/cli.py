@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -213,6 +214,25 @@ def _cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_adopt_crds(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from meshcharts import adopt, crds
+    from meshcharts.paths import find_root
+    from meshcharts.testing.plugin import kube_for
+
+    kubeconfig = Path(args.kubeconfig or os.environ.get("KUBECONFIG") or Path.home() / ".kube" / "config")
+    names = [t.name for t in crds.load_api_types(find_root().specs / "crds")]
+    result = adopt.adopt_crds(kube_for(kubeconfig).ext, names, release=args.release, namespace=args.namespace)
+    for name in result.adopted:
+        _say(f"adopted {name} into release {args.namespace}/{args.release}")
+    _say(
+        f"{len(result.adopted)} adopted, {len(result.already)} already owned by the release, "
+        f"{len(result.absent)} not in the cluster (the chart will create them)"
+    )
+    return 0
+
+
 def _add_repo_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pkg = sub.add_parser("package", help="archive chart versions not yet published; never change a published one")
     pkg.set_defaults(handler=_cmd_package)
@@ -233,6 +253,11 @@ def _add_repo_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     push.add_argument("--plain-http", action="store_true", help="talk HTTP to the registry (loopback tests)")
     push.add_argument("--helm", type=int, choices=(4, 3), default=4, help="Helm major version (default 4)")
     push.set_defaults(handler=_cmd_push)
+    adopt = sub.add_parser("adopt-crds", help="hand Istio CRDs created outside Helm to a base release, once")
+    adopt.add_argument("--release", default="istio-base", help="the base chart's release name (default istio-base)")
+    adopt.add_argument("--namespace", default="istio-system", help="the release's namespace (default istio-system)")
+    adopt.add_argument("--kubeconfig", help="kubeconfig (default: $KUBECONFIG, then ~/.kube/config)")
+    adopt.set_defaults(handler=_cmd_adopt_crds)
 
 
 def build_parser() -> argparse.ArgumentParser:

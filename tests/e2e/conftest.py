@@ -52,6 +52,13 @@ def base_installed(helm: Helm) -> bool:
 def istio_base(mesh_helm: Helm) -> Iterator[tuple[str, str]]:
     """The base chart from charts/ installed as istio-base in istio-system (installed once, shared)."""
     if not base_installed(mesh_helm):
-        mesh_helm.upgrade(BASE_RELEASE[0], CHARTS / "base", namespace=BASE_RELEASE[1], install=True, wait=True,
-                          timeout=120, extra=("--create-namespace",))
+        mesh_helm.upgrade(
+            BASE_RELEASE[0],
+            CHARTS / "base",
+            namespace=BASE_RELEASE[1],
+            install=True,
+            wait=True,
+            timeout=120,
+            extra=("--create-namespace",),
+        )
     yield BASE_RELEASE
