@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import yaml
+
 from tests.conftest import SHARED_REFERENCE
 from tests.render.conftest import CHARTS, Helm, find, kinds
 from tests.render.test_gateway import reference_rows

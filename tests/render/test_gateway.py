@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.conftest import SHARED_REFERENCE
 from tests.render.conftest import CHARTS, Helm, find, kinds
 

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.render.conftest import Helm
 
 from meshcharts import repo
 from meshcharts.paths import Layout
+from tests.render.conftest import Helm
 
 REPO = Path(__file__).resolve().parents[2]
 
