@@ -13,7 +13,7 @@ _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's p
 _BaseDumper: type = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-class _StrictLoader(_BaseLoader):  # type: ignore[misc,valid-type]
+class _StrictLoader(_BaseLoader):  # type: ignore[misc]
     """SafeLoader that records duplicate mapping keys instead of silently keeping the last one."""
 
     duplicates: list[tuple[str, int]]
@@ -26,7 +26,8 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
         if key in seen:
             loader.duplicates.append((str(key), key_node.start_mark.line + 1))
         seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
+    mapping: dict[Any, Any] = loader.construct_mapping(node, deep=deep)
+    return mapping
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -56,7 +57,7 @@ def load_file(path: Path, where: str | None = None) -> tuple[Any, list[Problem]]
     return load_text(text, where or str(path))
 
 
-class _Dumper(_BaseDumper):  # type: ignore[misc,valid-type]
+class _Dumper(_BaseDumper):  # type: ignore[misc]
     """Block style, no aliases, long strings not folded, multi-line strings as literal blocks."""
 
     def ignore_aliases(self, data: Any) -> bool:
