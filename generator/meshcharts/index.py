@@ -8,7 +8,9 @@ never changed: `created` stays, bytes stay, and `generated` moves only when an e
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -66,11 +68,17 @@ def now_rfc3339() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _version_key(entry: dict[str, Any]) -> Any:
+@functools.cache
+def _parse_version(version: str) -> semver.Version | None:
     try:
-        return (1, semver.Version.parse(str(entry.get("version", ""))))
+        return semver.Version.parse(version)
     except ValueError:
-        return (0, str(entry.get("version", "")))
+        return None
+
+
+def _version_key(entry: dict[str, Any]) -> Any:
+    parsed = _parse_version(str(entry.get("version", "")))
+    return (1, parsed) if parsed is not None else (0, str(entry.get("version", "")))
 
 
 def check_index(data: Any, where: str = "index.yaml") -> list[Problem]:
@@ -107,9 +115,7 @@ def check_index(data: Any, where: str = "index.yaml") -> list[Problem]:
             if version in seen:
                 problems.append(Problem(f"{ew}.version", f"version {version} listed twice"))
             seen.add(version)
-            try:
-                semver.Version.parse(version)
-            except ValueError:
+            if _parse_version(version) is None:
                 problems.append(Problem(f"{ew}.version", f"{version!r} is not SemVer 2"))
             for j, m in enumerate(entry.get("maintainers") or []):
                 for key in sorted(set(m) - MAINTAINER_KEYS if isinstance(m, dict) else []):
@@ -130,10 +136,11 @@ def load(path: Path) -> dict[str, Any]:
     """Parse and check an index; a missing file is an empty repository."""
     if not path.exists():
         return {"apiVersion": "v1", "entries": {}}
+    raw = path.read_bytes()
     try:
-        data = yaml.load(path.read_bytes(), Loader=_Loader)
-    except yaml.YAMLError as err:
-        raise RepoError(f"{path}: not valid YAML, nothing was written: {err}") from err
+        data = json.loads(raw) if raw.lstrip().startswith(b"{") else yaml.load(raw, Loader=_Loader)
+    except (yaml.YAMLError, ValueError) as err:
+        raise RepoError(f"{path}: not valid YAML or JSON, nothing was written: {err}") from err
     problems = check_index(data, path.name)
     if problems:
         raise RepoError(
@@ -142,13 +149,23 @@ def load(path: Path) -> dict[str, Any]:
     return data  # type: ignore[no-any-return]
 
 
-def dump(data: dict[str, Any]) -> str:
+def file_format(path: Path) -> str:
+    """`json` or `yaml`: what an existing index is written in; a new index is JSON."""
+    if not path.exists():
+        return "json"
+    with path.open("rb") as handle:
+        return "json" if handle.read(64).lstrip().startswith(b"{") else "yaml"
+
+
+def dump(data: dict[str, Any], fmt: str = "yaml") -> str:
     ordered: dict[str, Any] = {"apiVersion": data["apiVersion"], "entries": {}}
     for name in sorted(data["entries"]):
         ordered["entries"][name] = [_sorted(e) for e in data["entries"][name]]
     for key in ("generated", "serverInfo", "publicKeys", "annotations"):
         if key in data:
             ordered[key] = data[key]
+    if fmt == "json":
+        return json.dumps(ordered, indent=1, ensure_ascii=False) + "\n"
     return yaml.dump(
         ordered, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1_000_000, allow_unicode=True
     )
@@ -172,17 +189,29 @@ def merge(
     *,
     index_path: Path | None = None,
     clock: Callable[[], str] = now_rfc3339,
+    fmt: str | None = None,
 ) -> IndexResult:
-    """Add archives the index lacks (URLs relative to root); leave every existing entry as it is."""
+    """Add archives the index lacks (URLs relative to root); leave every existing entry as it is.
+
+    The index keeps the format it has; a new one is JSON, which Helm reads as YAML and parses far faster
+    (helm/helm#9931), as do Argo CD and our own merge.
+    """
     index_path = index_path or root / "index.yaml"
+    fmt = fmt or file_format(index_path)
+    if fmt not in ("json", "yaml"):
+        raise RepoError(f"unknown index format {fmt!r}: json or yaml")
     data = load(index_path)
     entries: dict[str, list[dict[str, Any]]] = data["entries"]
     known_urls = {u for versions in entries.values() for e in versions for u in e.get("urls", [])}
     known = {(name, str(e["version"])): e for name, versions in entries.items() for e in versions}
     added = []
     created = clock()
+    root_resolved = root.resolve()
+    parents: dict[Path, str] = {}
     for path in sorted(archives):
-        url = path.resolve().relative_to(root.resolve()).as_posix()
+        if path.parent not in parents:
+            parents[path.parent] = path.parent.resolve().relative_to(root_resolved).as_posix()
+        url = path.name if parents[path.parent] == "." else f"{parents[path.parent]}/{path.name}"
         if url in known_urls:
             continue
         archive = read_archive(path)
@@ -204,11 +233,10 @@ def merge(
     for name in entries:
         entries[name].sort(key=_version_key, reverse=True)
     data["generated"] = created
-    text = dump(data)
-    check = check_index(yaml.load(text, Loader=_Loader))
+    check = check_index(data)  # never write what Helm would refuse
     if check:
         raise RepoError("internal: the merged index would not load in Helm: " + "; ".join(map(str, check)))
-    _write_text_atomically(index_path, text)
+    _write_text_atomically(index_path, dump(data, fmt))
     return IndexResult(added, written=True)
 
 
