@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,8 @@ from kubernetes import client, config
 
 from meshcharts import cluster
 from meshcharts.errors import ClusterError
+from meshcharts.helm import Helm
+from meshcharts.paths import Layout
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -25,19 +29,24 @@ def _unique(prefix: str) -> str:
 
 # Until the meshcharts plugin offers a session cluster, this module brings up its own local cluster.
 @pytest.fixture(scope="module")
-def kube_api() -> Iterator[client.ApiClient]:
+def local_cluster() -> Iterator[cluster.Cluster]:
     try:
         cluster.Local().binaries()
     except ClusterError as err:
         pytest.skip(f"requires the built toolchain for a local cluster: {err}")
     name = _unique("lb")
     up = cluster.up(name, timeout=120)
-    api = config.new_client_from_config(config_file=str(up.kubeconfig))
     try:
-        yield api
+        yield up
     finally:
-        api.close()
         cluster.down(name, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def kube_api(local_cluster: cluster.Cluster) -> Iterator[client.ApiClient]:
+    api = config.new_client_from_config(config_file=str(local_cluster.kubeconfig))
+    yield api
+    api.close()
 
 
 @pytest.fixture
@@ -175,3 +184,38 @@ def test_kwok_default_stages_still_make_deployments_available_and_daemonset_pods
 
     _wait_for("Deployment probe Available with 2 replicas", deployment_available, timeout=30)
     _wait_for(f"DaemonSet probe Ready on {cluster.DEFAULT_NODES} nodes", daemonset_ready, timeout=30)
+
+
+# Helm 3's --wait and Helm 4's --wait=legacy wait for a LoadBalancer's address; Helm 4's default
+# (kstatus) watcher counts a Service as ready at once, so it would pass without the stage.
+WAITS = {"helm3 --wait": (3, ["--wait"]), "helm4 --wait=legacy": (4, ["--wait=legacy"])}
+
+
+@pytest.mark.parametrize("wait", sorted(WAITS))
+@pytest.mark.parametrize("kind", ["Deployment", "DaemonSet"])
+def test_helm_install_wait_of_the_gateway_chart_returns_once_its_service_has_an_address(
+    local_cluster: cluster.Cluster, kube_api: client.ApiClient, layout: Layout, tmp_path: Path, kind: str, wait: str
+) -> None:
+    """The reason for the stage (no injector here, so the pods run without a proxy)."""
+    major, wait_args = WAITS[wait]
+    helm = Helm(
+        major=major,
+        kubeconfig=local_cluster.kubeconfig,
+        env={**os.environ, **{f"HELM_{d}_HOME": str(tmp_path / d.lower()) for d in ("CACHE", "CONFIG", "DATA")}},
+    )
+    namespace = _unique("gw")
+    started = time.monotonic()
+    helm.install(
+        "ingress",
+        layout.charts / "gateway",
+        namespace=namespace,
+        set_values={"kind": kind},
+        extra=[*wait_args, "--timeout", "30s"],
+        timeout=60,
+    )
+    took = time.monotonic() - started
+    core = client.CoreV1Api(kube_api)
+    assert _ingress_ips(core, namespace, "ingress") == [_expected_address(core, namespace, "ingress")]
+    assert took < 20, f"helm install {wait} took {took:.1f}s"
+    helm.uninstall("ingress", namespace=namespace, wait=True, timeout=60)
+    core.delete_namespace(namespace)
