@@ -22,7 +22,8 @@ from typing import Any
 import yaml
 
 from meshcharts import tools
-from meshcharts.errors import ClusterError, ToolError
+from meshcharts.errors import ClusterError, ToolError, UsageError
+from meshcharts.paths import find_root
 
 PROVIDERS = ("local", "kind", "existing")
 DEFAULT_NAME = "meshcharts"
@@ -185,13 +186,37 @@ def check_reachable(kubeconfig: Path, *, timeout: float, context: str | None = N
 
 # --- local: kwokctl's binary runtime ----------------------------------------------------------------
 
+# kwok Stages the local provider adds to kwok's defaults, relative to the tree's ci/ directory.
+LOCAL_STAGES = (Path("kwok") / "loadbalancer-stage.yaml",)
+
+
+def local_stages() -> tuple[Path, ...]:
+    """The extra kwok Stage files of this tree (LoadBalancer addresses), or ClusterError naming the missing one."""
+    try:
+        ci = find_root().ci
+    except UsageError as err:
+        raise ClusterError(f"cannot find the kwok stages of the local cluster: {err}") from err
+    paths = tuple(ci / stage for stage in LOCAL_STAGES)
+    for path in paths:
+        if not path.is_file():
+            raise ClusterError(
+                f"the local cluster needs the kwok stage {path}, which does not exist; "
+                "fix: run from a meshcharts tree (or set MESHCHARTS_ROOT to one)"
+            )
+    return paths
+
 
 @dataclass(frozen=True)
 class Local:
-    """kwokctl's binary runtime on the cached toolchain; its work directory lives in the meshcharts cache."""
+    """kwokctl's binary runtime on the cached toolchain; its work directory lives in the meshcharts cache.
+
+    `stages` are kwok Stage files given to kwok-controller in addition to the configuration kwokctl
+    writes: a Stage in kwokctl's own `--config` would replace kwok's default node and pod stages.
+    """
 
     cache: Path = field(default_factory=tools.cache_root)
     k8s_version: str = tools.DEFAULT_KUBERNETES
+    stages: tuple[Path, ...] = ()
 
     @property
     def workdir(self) -> Path:
@@ -227,6 +252,23 @@ class Local:
         env.pop("KUBECONFIG", None)
         return env
 
+    def kwokctl_config(self) -> str | None:
+        """kwokctl configuration (read from stdin at create) that adds `stages` to kwok-controller's --config."""
+        if not self.stages:
+            return None
+        patch = {
+            "name": "kwok-controller",
+            "extraArgs": [{"key": "config", "value": str(path.absolute())} for path in self.stages],
+        }
+        return yaml.safe_dump(
+            {
+                "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+                "kind": "KwokctlConfiguration",
+                "componentsPatches": [patch],
+            },
+            sort_keys=False,
+        )
+
     def create_argv(self, name: str, binaries: Mapping[str, Path], *, api_port: int | None) -> list[str]:
         argv = [
             str(binaries["kwokctl"]),
@@ -251,6 +293,8 @@ class Local:
         ]
         if api_port is not None:
             argv += ["--kube-apiserver-port", str(api_port)]
+        if self.stages:
+            argv += ["--config", "-"]
         return argv
 
     def pids(self, name: str) -> dict[str, int]:
@@ -287,7 +331,7 @@ class Local:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def _run(argv: Sequence[str], *, env: Mapping[str, str], timeout: float, what: str) -> str:
+def _run(argv: Sequence[str], *, env: Mapping[str, str], timeout: float, what: str, stdin: str | None = None) -> str:
     try:
         done = subprocess.run(
             list(argv),
@@ -295,7 +339,7 @@ def _run(argv: Sequence[str], *, env: Mapping[str, str], timeout: float, what: s
             capture_output=True,
             text=True,
             timeout=timeout,
-            stdin=subprocess.DEVNULL,
+            input=stdin or "",
         )
     except subprocess.TimeoutExpired as err:
         raise ClusterError(f"{what}: `{' '.join(argv)}` did not finish within {timeout:.0f}s") from err
@@ -398,6 +442,7 @@ def _local_up(local: Local, name: str, *, nodes: int, timeout: float, api_port: 
                     env=env,
                     timeout=timeout,
                     what=f"creating local cluster {name}",
+                    stdin=local.kwokctl_config(),
                 )
             except ClusterError as err:
                 raise ClusterError(f"{err}{_port_in_use_hint(local, name)}") from err
@@ -593,7 +638,8 @@ def up(
         raise ClusterError(f"--kubeconfig is for --provider existing; provider {provider} writes its own")
     if provider == "kind":
         return _kind_up(cache, name, nodes=nodes, timeout=timeout, say=say)
-    return _local_up(Local(cache, k8s_version), name, nodes=nodes, timeout=timeout, api_port=api_port, say=say)
+    local = Local(cache, k8s_version, stages=local_stages())
+    return _local_up(local, name, nodes=nodes, timeout=timeout, api_port=api_port, say=say)
 
 
 def down(

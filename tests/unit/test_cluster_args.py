@@ -197,3 +197,41 @@ def test_cli_tools_path_of_an_unbuilt_tool_exits_2_with_the_fix(
     monkeypatch.setenv("MESHCHARTS_CACHE", str(tmp_path))
     assert cli.main(["tools", "path", "helm3"]) == 2
     assert "run `meshcharts tools install helm3`" in capsys.readouterr().err
+
+
+def test_local_stages_of_this_tree_are_the_loadbalancer_stage_and_parse_as_a_service_stage() -> None:
+    (stage_file,) = cluster.local_stages()
+    assert stage_file.name == "loadbalancer-stage.yaml"
+    stage = yaml.safe_load(stage_file.read_text())
+    assert stage["kind"] == "Stage"
+    assert stage["spec"]["resourceRef"] == {"apiGroup": "v1", "kind": "Service"}
+
+
+def test_local_stages_outside_a_tree_fail_saying_where_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MESHCHARTS_ROOT", str(tmp_path))
+    with pytest.raises(ClusterError, match="cannot find the kwok stages of the local cluster"):
+        cluster.local_stages()
+
+
+def test_extra_stages_reach_kwok_controller_through_a_components_patch_not_kwokctls_own_stages(
+    tmp_path: Path,
+) -> None:
+    """A Stage in kwokctl's --config would replace kwok's default node and pod stages; a patch adds to them."""
+    stage = tmp_path / "stage.yaml"
+    local = cluster.Local(tmp_path, stages=(stage,))
+    binaries = {name: tmp_path / name for name in ("kwokctl", "kwok", "etcd", *cluster.tools.KUBERNETES_COMPONENTS)}
+    argv = local.create_argv("x", binaries, api_port=None)
+    assert argv[-2:] == ["--config", "-"]
+    config = yaml.safe_load(local.kwokctl_config() or "")
+    assert config == {
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokctlConfiguration",
+        "componentsPatches": [{"name": "kwok-controller", "extraArgs": [{"key": "config", "value": str(stage)}]}],
+    }
+
+
+def test_a_local_cluster_without_extra_stages_reads_no_config_from_stdin(tmp_path: Path) -> None:
+    local = cluster.Local(tmp_path)
+    binaries = {name: tmp_path / name for name in ("kwokctl", "kwok", "etcd", *cluster.tools.KUBERNETES_COMPONENTS)}
+    assert "--config" not in local.create_argv("x", binaries, api_port=None)
+    assert local.kwokctl_config() is None
