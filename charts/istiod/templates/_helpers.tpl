@@ -58,8 +58,8 @@ istio: pilot
       path: {{ .root.Values.istiodRemote.injectionPath | quote }}
       port: 443
     {{- end }}
-    # istiod fills in its CA bundle at runtime.
-    caBundle: ""
+    {{- /* No caBundle: istiod fills it in at runtime, and a rendered "" would make Helm (server-side
+           apply in Helm 4) reset it on every upgrade. */}}
   rules:
     - operations: ["CREATE"]
       apiGroups: [""]
