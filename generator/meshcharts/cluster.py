@@ -33,6 +33,13 @@ _LOG_TAIL_LINES = 30
 # kwokctl's binary runtime component names, as used for its pid and log files.
 LOCAL_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller")
 
+_KWOKCTL_CONFIG = """\
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  bindAddress: 127.0.0.1
+"""
+
 Say = Callable[[str], None]
 
 
@@ -227,9 +234,21 @@ class Local:
         env.pop("KUBECONFIG", None)
         return env
 
+    def config(self) -> Path:
+        """kwokctl options shared by every local cluster: components listen on loopback only."""
+        path = self.workdir / "meshcharts-kwokctl.yaml"
+        if not path.is_file() or path.read_text() != _KWOKCTL_CONFIG:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(_KWOKCTL_CONFIG)
+            tmp.replace(path)
+        return path
+
     def create_argv(self, name: str, binaries: Mapping[str, Path], *, api_port: int | None) -> list[str]:
         argv = [
             str(binaries["kwokctl"]),
+            "--config",
+            str(self.config()),
             "create",
             "cluster",
             "--name",

@@ -61,6 +61,21 @@ def _processes_mentioning(text: str) -> dict[int, str]:
     return found
 
 
+def _listen_addresses(ports: set[int]) -> set[str]:
+    """Local addresses of the LISTEN sockets on `ports`, from /proc/net/tcp (IPv4) and tcp6."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, port = fields[1].rsplit(":", 1)
+            if fields[3] == "0A" and int(port, 16) in ports:
+                if len(address) == 8:
+                    found.add(".".join(str(b) for b in reversed(bytes.fromhex(address))))
+                else:
+                    found.add(f"ipv6:{address}")
+    return found
+
+
 def _deployment(name: str, replicas: int) -> client.V1Deployment:
     labels = {"app": name}
     return client.V1Deployment(
@@ -102,6 +117,9 @@ def test_local_cluster_runs_a_deployment_then_goes_down_leaving_no_process_or_po
         ports = local.ports(name)
         assert set(pids) == set(cluster.LOCAL_COMPONENTS)
         assert set(ports.values()) <= cluster.listening_ports()
+        assert _listen_addresses(set(ports.values())) == {"127.0.0.1"}, (
+            "components must listen on loopback only"
+        )
 
         api = config.new_client_from_config(config_file=str(up.kubeconfig))
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
