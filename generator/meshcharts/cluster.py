@@ -7,11 +7,13 @@ port that nothing it started is left behind. Every failure is a ClusterError nam
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -141,11 +143,13 @@ def wait_ready(
     timeout: float,
     context: str | None = None,
     logs: Callable[[str], str] | None = None,
+    failed: Callable[[], str | None] | None = None,
 ) -> None:
     """Wait until /readyz answers, `nodes` nodes are Ready and ServiceAccount default/default exists.
 
     The last condition means the controller-manager runs, so workloads can be created at once.
-    On timeout, ClusterError names the condition and carries the tail of the responsible component's log.
+    On timeout, ClusterError names the condition and carries the tail of the responsible component's log;
+    `failed`, polled too, ends the wait at once with its description (e.g. a component that exited).
     """
     deadline = time.monotonic() + timeout
     api = _api_client(kubeconfig, context)
@@ -161,6 +165,9 @@ def wait_ready(
         ]
         for cond in conditions:
             while not cond.check():
+                problem = failed() if failed else None
+                if problem:
+                    raise ClusterError(f"while waiting for: {cond.name}: {problem}")
                 if time.monotonic() > deadline:
                     tail = logs(cond.component) if logs else ""
                     detail = f"\nlast lines of {cond.component}'s log:\n{tail}" if tail else ""
@@ -373,7 +380,8 @@ def _port_in_use_hint(local: Local, name: str) -> str:
             if "address already in use" in line:
                 return (
                     f"\ncause: {component} could not listen, a port is in use: {line.strip()}\n"
-                    "fix: stop what holds that port, or choose another with --api-port"
+                    "fix: stop what holds that port and retry (kwokctl picks free ports when it creates "
+                    "a cluster; --api-port fixes only the API server's)"
                 )
     return ""
 
@@ -413,15 +421,19 @@ def _local_up(
     say(f"starting local cluster {name} (kwokctl binary runtime, Kubernetes {local.k8s_version})")
     try:
         with _prefetch_kubernetes_client():
-            try:
-                _run(
-                    local.create_argv(name, binaries, api_port=api_port),
-                    env=env,
-                    timeout=timeout,
-                    what=f"creating local cluster {name}",
-                )
-            except ClusterError as err:
-                raise ClusterError(f"{err}{_port_in_use_hint(local, name)}") from err
+            # kwokctl picks ports by probing from 32767 down; two creations at once pick the same
+            # ones. One creation at a time per machine, until every picked port is listening.
+            with _machine_lock("meshcharts-local-cluster-ports.lock"):
+                try:
+                    _run(
+                        local.create_argv(name, binaries, api_port=api_port),
+                        env=env,
+                        timeout=timeout,
+                        what=f"creating local cluster {name}",
+                    )
+                except ClusterError as err:
+                    raise ClusterError(f"{err}{_port_in_use_hint(local, name)}") from err
+                _wait_listening(local, name, deadline=start + timeout)
             say(f"control plane started ({time.monotonic() - start:.1f}s); adding {nodes} node(s)")
             _run(
                 [str(binaries["kwokctl"]), "scale", "node", "--replicas", str(nodes), "--name", name],
@@ -430,13 +442,54 @@ def _local_up(
                 what=f"adding nodes to local cluster {name}",
             )
         remaining = max(1.0, timeout - (time.monotonic() - start))
-        wait_ready(kubeconfig, nodes=nodes, timeout=remaining, logs=lambda c: local.log_tail(name, c))
+        wait_ready(
+            kubeconfig,
+            nodes=nodes,
+            timeout=remaining,
+            logs=lambda c: local.log_tail(name, c),
+            failed=lambda: _exited_component(local, name),
+        )
     except BaseException:
         with contextlib.suppress(ClusterError):
             _local_down(local, name, timeout=30, say=_quiet)
         raise
     say(f"local cluster {name} ready ({time.monotonic() - start:.1f}s)")
     return Cluster(name, "local", kubeconfig)
+
+
+@contextlib.contextmanager
+def _machine_lock(filename: str) -> Iterator[None]:
+    path = Path(tempfile.gettempdir()) / filename
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _exited_component(local: Local, name: str) -> str | None:
+    """Describe the first component of the cluster whose process is gone, with its log tail and hint."""
+    for component, pid in local.pids(name).items():
+        if not pid_alive(pid):
+            return (
+                f"{component} (pid {pid}) exited; last lines of its log:\n{local.log_tail(name, component)}"
+                f"{_port_in_use_hint(local, name)}"
+            )
+    return None
+
+
+def _wait_listening(local: Local, name: str, *, deadline: float) -> None:
+    """Wait until every port kwokctl assigned to the cluster is listening, or a component exits."""
+    ports = local.ports(name)
+    while not set(ports.values()) <= listening_ports():
+        problem = _exited_component(local, name)
+        if problem:
+            raise ClusterError(f"local cluster {name} did not start: {problem}")
+        if time.monotonic() > deadline:
+            missing = {what: port for what, port in ports.items() if port not in listening_ports()}
+            raise ClusterError(f"local cluster {name}: ports {missing} not listening in time")
+        time.sleep(0.05)
 
 
 def _local_down(local: Local, name: str, *, timeout: float, say: Say) -> None:
@@ -471,7 +524,7 @@ def _local_down(local: Local, name: str, *, timeout: float, say: Say) -> None:
             f"local cluster {name} left processes {left} and listening ports {still} behind; "
             "fix: stop them by pid and remove " + str(local.cluster_dir(name))
         )
-    say(f"local cluster {name} deleted; no process or port left")
+    say(f"local cluster {name} deleted; none of its {len(ours)} processes and {len(ports)} ports is left")
 
 
 # --- kind --------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -154,12 +155,42 @@ def test_local_cluster_runs_a_deployment_then_goes_down_leaving_no_process_or_po
         )
         api.close()
     finally:
-        cluster.down(name, timeout=60)
+        said: list[str] = []
+        cluster.down(name, timeout=60, say=said.append)
 
+    assert said[-1].endswith("none of its 5 processes and 6 ports is left"), said
     assert {c: p for c, p in pids.items() if cluster.pid_alive(p)} == {}
     assert set(ports.values()) & cluster.listening_ports() == set()
     assert _processes_mentioning(str(local.cluster_dir(name))) == {}
     assert not local.cluster_dir(name).exists()
+
+
+def test_two_clusters_brought_up_at_once_get_their_own_ports_and_both_become_ready() -> None:
+    names = [_unique("e2e"), _unique("e2e")]
+    local = cluster.Local()
+    errors: list[BaseException] = []
+
+    def bring_up(name: str) -> None:
+        try:
+            cluster.up(name, timeout=120)
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=bring_up, args=(name,)) for name in names]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        first, second = (set(local.ports(name).values()) for name in names)
+        assert len(first) == len(second) == 6
+        assert first.isdisjoint(second)
+        for name in names:
+            cluster.wait_ready(local.kubeconfig(name), nodes=2, timeout=10)
+    finally:
+        for name in names:
+            cluster.down(name, timeout=60)
 
 
 def test_up_on_a_port_in_use_fails_naming_the_port_and_starts_nothing() -> None:
