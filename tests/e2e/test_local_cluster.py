@@ -223,6 +223,18 @@ def local_cluster() -> Iterator[cluster.Cluster]:
     cluster.down(name, timeout=60)
 
 
+def test_up_of_a_cluster_that_is_already_up_returns_it_without_starting_another(
+    local_cluster: cluster.Cluster,
+) -> None:
+    local = cluster.Local()
+    pids = local.pids(local_cluster.name)
+    said: list[str] = []
+    again = cluster.up(local_cluster.name, timeout=30, say=said.append)
+    assert again == local_cluster
+    assert local.pids(local_cluster.name) == pids
+    assert said == [f"local cluster {local_cluster.name} already exists; waiting for it to be ready"]
+
+
 def test_kubectl_reports_server_v1_36_3(local_cluster: cluster.Cluster) -> None:
     out = subprocess.run(
         [str(tools.path("kubectl")), "version", "-o", "json"],
