@@ -20,9 +20,7 @@ import uuid
 from meshcharts import cluster, tools
 
 _MESHCHARTS = (
-    [shutil.which("meshcharts") or ""]
-    if shutil.which("meshcharts")
-    else [sys.executable, "-m", "meshcharts.cli"]
+    [shutil.which("meshcharts") or ""] if shutil.which("meshcharts") else [sys.executable, "-m", "meshcharts.cli"]
 )
 
 

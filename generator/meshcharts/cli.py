@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -120,6 +121,145 @@ def _add_cluster_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         p.set_defaults(handler=_cmd_cluster)
 
 
+def _cmd_package(args: argparse.Namespace) -> int:
+    from meshcharts import repo
+    from meshcharts.paths import find_root
+
+    layout = find_root()
+    results = repo.package_all(layout)
+    for result in results:
+        _say(f"packaged {result.archive.relative_to(layout.root)}")
+    if not results:
+        _say("every chart version in charts/ is already packaged with identical bytes")
+    return 0
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from meshcharts import index
+    from meshcharts.paths import find_root
+
+    layout = find_root()
+    if args.verify:
+        fetch = None
+        if args.url:
+            import urllib.request
+
+            base = args.url.rstrip("/") + "/"
+
+            def fetch(url: str) -> bytes:
+                target = url if "://" in url else base + url
+                with urllib.request.urlopen(target, timeout=30) as response:
+                    return bytes(response.read())
+
+        problems = index.verify(layout.root, layout.index, fetch)
+        for problem in problems:
+            _say(f"  {problem}")
+        _say(
+            f"index.yaml: {len(problems)} problem(s)"
+            if problems
+            else "index.yaml: every URL resolves and every digest matches"
+        )
+        return 1 if problems else 0
+    result = index.merge(layout.root, sorted(layout.packages.glob("*.tgz")), index_path=layout.index)
+    _say(f"index.yaml: added {', '.join(result.added)}" if result.added else "index.yaml: up to date, unchanged")
+    return 0
+
+
+def _sign_key(args: argparse.Namespace) -> str | None:
+    import os
+
+    return args.sign_key or os.environ.get("MESHCHARTS_SIGN_KEY") or None
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from meshcharts import repo
+    from meshcharts.paths import find_root
+
+    layout = find_root()
+    report = repo.release(
+        layout, sign_key=_sign_key(args), gnupg_home=Path(args.gnupg_home) if args.gnupg_home else None
+    )
+    for path in report.packaged:
+        _say(f"packaged {path.relative_to(layout.root)}")
+    for path in report.signed:
+        _say(f"signed   {path.relative_to(layout.root)}")
+    _say(f"indexed  {', '.join(report.indexed)}" if report.indexed else "index.yaml unchanged: nothing new to publish")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from meshcharts import repo
+    from meshcharts.paths import find_root
+
+    server = repo.serve(find_root().root, host=args.host, port=args.port)
+    _say(f"serving the chart repository at {server.url} (helm repo add meshcharts {server.url}); Ctrl-C stops")
+    try:
+        server.httpd.serve_forever()
+    finally:
+        server.httpd.server_close()
+    return 0
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    from meshcharts import repo
+    from meshcharts.helm import Helm
+    from meshcharts.paths import find_root
+
+    layout = find_root()
+    pushed = repo.push(layout, args.ref, Helm(major=args.helm), plain_http=args.plain_http)
+    for line in pushed:
+        _say(f"pushed {line}")
+    return 0
+
+
+def _cmd_adopt_crds(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from meshcharts import adopt, crds
+    from meshcharts.paths import find_root
+    from meshcharts.testing.plugin import kube_for
+
+    kubeconfig = Path(args.kubeconfig or os.environ.get("KUBECONFIG") or Path.home() / ".kube" / "config")
+    names = [t.name for t in crds.load_api_types(find_root().specs / "crds")]
+    result = adopt.adopt_crds(kube_for(kubeconfig).ext, names, release=args.release, namespace=args.namespace)
+    for name in result.adopted:
+        _say(f"adopted {name} into release {args.namespace}/{args.release}")
+    _say(
+        f"{len(result.adopted)} adopted, {len(result.already)} already owned by the release, "
+        f"{len(result.absent)} not in the cluster (the chart will create them)"
+    )
+    return 0
+
+
+def _add_repo_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    pkg = sub.add_parser("package", help="archive chart versions not yet published; never change a published one")
+    pkg.set_defaults(handler=_cmd_package)
+    idx = sub.add_parser("index", help="merge packages/ into index.yaml, keeping existing entries byte-stable")
+    idx.add_argument("--verify", action="store_true", help="check every URL resolves and every digest matches")
+    idx.add_argument("--url", help="with --verify: fetch through this repository URL instead of the files")
+    idx.set_defaults(handler=_cmd_index)
+    rel = sub.add_parser("release", help="generate --check, package, sign and index in one step")
+    rel.add_argument("--sign-key", help="GnuPG key to sign with (default: $MESHCHARTS_SIGN_KEY)")
+    rel.add_argument("--gnupg-home", help="GnuPG home holding the key (default: gpg's own)")
+    rel.set_defaults(handler=_cmd_release)
+    srv = sub.add_parser("serve", help="serve the repository over HTTP for helm repo add")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback)")
+    srv.add_argument("--port", type=int, default=8879, help="port (default: 8879)")
+    srv.set_defaults(handler=_cmd_serve)
+    push = sub.add_parser("push", help="push every published archive (and its .prov) to an OCI registry")
+    push.add_argument("ref", help="oci://HOST/PATH")
+    push.add_argument("--plain-http", action="store_true", help="talk HTTP to the registry (loopback tests)")
+    push.add_argument("--helm", type=int, choices=(4, 3), default=4, help="Helm major version (default 4)")
+    push.set_defaults(handler=_cmd_push)
+    adopt = sub.add_parser("adopt-crds", help="hand Istio CRDs created outside Helm to a base release, once")
+    adopt.add_argument("--release", default="istio-base", help="the base chart's release name (default istio-base)")
+    adopt.add_argument("--namespace", default="istio-system", help="the release's namespace (default istio-system)")
+    adopt.add_argument("--kubeconfig", help="kubeconfig (default: $KUBECONFIG, then ~/.kube/config)")
+    adopt.set_defaults(handler=_cmd_adopt_crds)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="meshcharts",
@@ -146,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_cluster_parser(sub)
 
+    _add_repo_parsers(sub)
     return parser
 
 

@@ -397,9 +397,7 @@ def _prefetch_kubernetes_client() -> Iterator[None]:
         thread.join()
 
 
-def _local_up(
-    local: Local, name: str, *, nodes: int, timeout: float, api_port: int | None, say: Say
-) -> Cluster:
+def _local_up(local: Local, name: str, *, nodes: int, timeout: float, api_port: int | None, say: Say) -> Cluster:
     binaries = local.binaries()
     env = local.env(binaries)
     kubeconfig = local.kubeconfig(name)
@@ -583,9 +581,7 @@ def _kind_up(cache: Path, name: str, *, nodes: int, timeout: float, say: Say) ->
     kubeconfig.parent.mkdir(parents=True, exist_ok=True)
     config = kubeconfig.with_suffix(".cluster.yaml")
     roles = [{"role": "control-plane"}] + [{"role": "worker"}] * max(0, nodes - 1)
-    config.write_text(
-        yaml.safe_dump({"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "nodes": roles})
-    )
+    config.write_text(yaml.safe_dump({"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "nodes": roles}))
     say(f"creating kind cluster {name}")
     _run(
         [
@@ -637,8 +633,7 @@ def _existing_kubeconfig(kubeconfig: Path | None) -> Path:
         path = Path.home() / ".kube" / "config"
     if not path.is_file():
         raise ClusterError(
-            f"provider existing: kubeconfig {path} does not exist; "
-            "fix: pass --kubeconfig PATH or set KUBECONFIG"
+            f"provider existing: kubeconfig {path} does not exist; fix: pass --kubeconfig PATH or set KUBECONFIG"
         )
     return path.absolute()
 
@@ -670,9 +665,7 @@ def up(
         raise ClusterError(f"--kubeconfig is for --provider existing; provider {provider} writes its own")
     if provider == "kind":
         return _kind_up(cache, name, nodes=nodes, timeout=timeout, say=say)
-    return _local_up(
-        Local(cache, k8s_version), name, nodes=nodes, timeout=timeout, api_port=api_port, say=say
-    )
+    return _local_up(Local(cache, k8s_version), name, nodes=nodes, timeout=timeout, api_port=api_port, say=say)
 
 
 def down(

@@ -29,9 +29,7 @@ class Helm:
         timeout: float = 600.0,
     ) -> None:
         if major not in HELM_TOOLS:
-            raise HelmError(
-                ["helm"], 2, f"no Helm {major} in the toolchain; choose one of {sorted(HELM_TOOLS)}"
-            )
+            raise HelmError(["helm"], 2, f"no Helm {major} in the toolchain; choose one of {sorted(HELM_TOOLS)}")
         self.major = major
         self.binary = binary or tools.path(HELM_TOOLS[major])
         self.kubeconfig = kubeconfig
@@ -50,9 +48,7 @@ class Helm:
                 argv, env=self.env, capture_output=True, text=True, timeout=limit, stdin=subprocess.DEVNULL
             )
         except subprocess.TimeoutExpired as err:
-            stderr = (
-                err.stderr.decode(errors="replace") if isinstance(err.stderr, bytes) else (err.stderr or "")
-            )
+            stderr = err.stderr.decode(errors="replace") if isinstance(err.stderr, bytes) else (err.stderr or "")
             raise HelmError(argv, -1, f"timed out after {limit:.0f}s\n{stderr}") from err
         except OSError as err:
             raise HelmError(argv, -1, str(err)) from err

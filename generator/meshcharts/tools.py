@@ -157,9 +157,7 @@ OTHER_BUILDS: tuple[Build, ...] = (
         key="helm",
         version="v3.22.0",
         module="helm3",
-        binaries=(
-            Binary("helm3", "helm.sh/helm/v3/cmd/helm", ("version",), 'Version:"v3.22.0"', filename="helm"),
-        ),
+        binaries=(Binary("helm3", "helm.sh/helm/v3/cmd/helm", ("version",), 'Version:"v3.22.0"', filename="helm"),),
         # Helm 3 takes its default Kubernetes capabilities from ldflags (client-go v0.37 -> 1.37),
         # as its Makefile does; without them `helm template` assumes Kubernetes 1.20.
         ldflags=(
@@ -307,9 +305,7 @@ def go_build(build: Build, module_dir: Path, out: Path, progress: ProgressCallba
     log_path = out.parent / "go-build.log"
     start = time.monotonic()
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            argv, cwd=module_dir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-        )
+        proc = subprocess.Popen(argv, cwd=module_dir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         try:
             while True:
                 try:
@@ -324,8 +320,7 @@ def go_build(build: Build, module_dir: Path, out: Path, progress: ProgressCallba
     if returncode != 0:
         tail = _tail(log_path, 40)
         raise ToolError(
-            f"go build of {build.dirname} failed (exit {returncode}) in {module_dir}:\n"
-            f"  {' '.join(argv)}\n{tail}"
+            f"go build of {build.dirname} failed (exit {returncode}) in {module_dir}:\n  {' '.join(argv)}\n{tail}"
         )
 
 
@@ -349,8 +344,7 @@ def verify(binary: Binary, path: Path) -> str:
     output = done.stdout + done.stderr
     if done.returncode != 0 or binary.expect not in output:
         raise ToolError(
-            f"{binary.name}: `{' '.join(argv)}` exited {done.returncode} without {binary.expect!r}:\n"
-            f"{output.strip()}"
+            f"{binary.name}: `{' '.join(argv)}` exited {done.returncode} without {binary.expect!r}:\n{output.strip()}"
         )
     return output.strip().splitlines()[0] if output.strip() else ""
 

@@ -138,9 +138,7 @@ def test_local_cluster_runs_a_deployment_then_goes_down_leaving_no_process_or_po
         pods = core.list_namespaced_pod(namespace, label_selector="app=probe").items
         assert sorted(p.status.phase for p in pods) == ["Running", "Running"]
 
-        apps.patch_namespaced_deployment_scale(
-            namespace=namespace, name="probe", body={"spec": {"replicas": 3}}
-        )
+        apps.patch_namespaced_deployment_scale(namespace=namespace, name="probe", body={"spec": {"replicas": 3}})
         wait_for(
             "Deployment probe Available with 3 replicas",
             lambda: _available(apps, namespace, "probe", 3),
@@ -199,9 +197,7 @@ def test_up_on_a_port_in_use_fails_naming_the_port_and_starts_nothing() -> None:
         held.bind(("127.0.0.1", 0))
         held.listen()
         port = held.getsockname()[1]
-        with pytest.raises(
-            ClusterError, match=rf"port {port} on 127.0.0.1 is in use.*fix: stop what holds it"
-        ):
+        with pytest.raises(ClusterError, match=rf"port {port} on 127.0.0.1 is in use.*fix: stop what holds it"):
             cluster.up(name, api_port=port)
     assert not cluster.Local().cluster_dir(name).exists()
 
@@ -270,9 +266,7 @@ def test_helm_installs_upgrades_rolls_back_and_uninstalls_a_chart(
     chart = tmp_path / "probe"
     namespace = _unique("helm")
     helm.install("probe", chart, namespace=namespace, wait=True, timeout=120)
-    helm.upgrade(
-        "probe", chart, namespace=namespace, set_values={"replicaCount": "2"}, wait=True, timeout=120
-    )
+    helm.upgrade("probe", chart, namespace=namespace, set_values={"replicaCount": "2"}, wait=True, timeout=120)
     history = json.loads(helm.run(["history", "probe", "--namespace", namespace, "-o", "json"]))
     assert [h["revision"] for h in history] == [1, 2]
     helm.rollback("probe", 1, namespace=namespace, wait=True, timeout=120)

@@ -41,9 +41,7 @@ def test_kubeconfig_is_only_accepted_for_the_existing_provider(tmp_path: Path) -
 def test_local_up_without_the_toolchain_names_the_missing_binary_and_the_install_command(
     tmp_path: Path,
 ) -> None:
-    with pytest.raises(
-        ClusterError, match=r"kwokctl v0\.8\.0 is not built .*`meshcharts tools install kwokctl`"
-    ):
+    with pytest.raises(ClusterError, match=r"kwokctl v0\.8\.0 is not built .*`meshcharts tools install kwokctl`"):
         cluster.up("x", cache=tmp_path)
 
 
@@ -157,9 +155,7 @@ def test_kind_without_a_container_engine_fails_at_once_saying_so(
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     if cluster.container_engine_socket() is not None:
         pytest.skip("requires a machine without a running Docker or Podman engine")
-    with pytest.raises(
-        ClusterError, match="needs a container engine, and no Docker or Podman socket answers"
-    ):
+    with pytest.raises(ClusterError, match="needs a container engine, and no Docker or Podman socket answers"):
         cluster.up("x", provider="kind", cache=tmp_path)
 
 

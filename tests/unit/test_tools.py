@@ -72,9 +72,7 @@ def test_helm_versions_are_stamped_into_their_internal_version_package() -> None
 
 
 def test_a_second_kubernetes_release_is_added_by_data(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        tools, "KUBERNETES_RELEASES", {**tools.KUBERNETES_RELEASES, "v1.34.6": "kubernetes-1.34"}
-    )
+    monkeypatch.setattr(tools, "KUBERNETES_RELEASES", {**tools.KUBERNETES_RELEASES, "v1.34.6": "kubernetes-1.34"})
     build = tools.build_for("kube-scheduler", "v1.34.6")
     assert (build.dirname, build.module) == ("kubernetes-v1.34.6", "kubernetes-1.34")
     assert "-X k8s.io/component-base/version.gitMinor=34" in build.ldflags
@@ -103,9 +101,7 @@ def test_go_build_argv_is_trimmed_readonly_and_names_one_file_or_a_directory(tmp
 
 
 def test_cache_root_prefers_meshcharts_cache_then_xdg_then_home(tmp_path: Path) -> None:
-    assert (
-        tools.cache_root({"MESHCHARTS_CACHE": str(tmp_path / "m"), "XDG_CACHE_HOME": "/x"}) == tmp_path / "m"
-    )
+    assert tools.cache_root({"MESHCHARTS_CACHE": str(tmp_path / "m"), "XDG_CACHE_HOME": "/x"}) == tmp_path / "m"
     assert tools.cache_root({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "meshcharts"
     assert tools.cache_root({}) == Path.home() / ".cache" / "meshcharts"
 
@@ -129,9 +125,7 @@ def test_path_of_a_missing_tool_says_which_command_builds_it(tmp_path: Path) -> 
 def test_path_for_another_kubernetes_release_names_it_in_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(
-        tools, "KUBERNETES_RELEASES", {**tools.KUBERNETES_RELEASES, "v1.34.6": "kubernetes-1.34"}
-    )
+    monkeypatch.setattr(tools, "KUBERNETES_RELEASES", {**tools.KUBERNETES_RELEASES, "v1.34.6": "kubernetes-1.34"})
     with pytest.raises(ToolError, match=r"install kubectl --k8s-version v1\.34\.6`"):
         tools.path("kubectl", k8s_version="v1.34.6", cache=tmp_path)
 
@@ -206,9 +200,7 @@ def test_a_changed_go_sum_makes_the_cached_build_stale(tmp_path: Path, modules: 
 
 
 def test_a_build_that_fails_midway_leaves_nothing_that_looks_finished(tmp_path: Path, modules: Path) -> None:
-    def half_then_fail(
-        build: tools.Build, module_dir: Path, out: Path, progress: tools.ProgressCallback
-    ) -> None:
+    def half_then_fail(build: tools.Build, module_dir: Path, out: Path, progress: tools.ProgressCallback) -> None:
         _fake_binary(out / "kube-apiserver", "Kubernetes v1.36.3")
         raise ToolError("linker killed")
 
@@ -219,12 +211,8 @@ def test_a_build_that_fails_midway_leaves_nothing_that_looks_finished(tmp_path: 
     assert [p.name for p in (tmp_path / "toolchain").iterdir()] == [".lock"]
 
 
-def test_a_binary_reporting_another_version_is_rejected_and_not_installed(
-    tmp_path: Path, modules: Path
-) -> None:
-    def wrong_version(
-        build: tools.Build, module_dir: Path, out: Path, progress: tools.ProgressCallback
-    ) -> None:
+def test_a_binary_reporting_another_version_is_rejected_and_not_installed(tmp_path: Path, modules: Path) -> None:
+    def wrong_version(build: tools.Build, module_dir: Path, out: Path, progress: tools.ProgressCallback) -> None:
         _fake_binary(out / "helm", 'version.BuildInfo{Version:"v4.3"}')
 
     with pytest.raises(ToolError, match=r"without 'Version:\"v4\.3\.1\"'"):
@@ -261,9 +249,7 @@ def test_a_build_killed_mid_write_is_not_taken_as_finished_and_is_cleaned_next_t
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
-    assert list((tmp_path / "toolchain").glob(".tmp-etcd-*")), (
-        "the interrupted build's temp dir should remain"
-    )
+    assert list((tmp_path / "toolchain").glob(".tmp-etcd-*")), "the interrupted build's temp dir should remain"
     with pytest.raises(ToolError, match="not built"):
         tools.path("etcd", cache=tmp_path)
 

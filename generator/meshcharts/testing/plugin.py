@@ -1,5 +1,212 @@
-"""The meshcharts pytest plugin (entry point `pytest11: meshcharts`).
+"""The meshcharts pytest plugin: a session cluster, the official Kubernetes client, a fresh namespace
+per test, the Helm adapter and a release factory that cleans up and explains failures.
 
-Cluster fixtures, waits and failure diagnostics land here with the test harness; until then the
-module exists so pytest can load the entry point declared in pyproject.toml.
+Registered through the `pytest11` entry point, so any project that installs meshcharts can use the
+fixtures. Nothing starts until a test asks for a cluster fixture.
 """
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import uuid
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meshcharts import cluster as cluster_mod
+from meshcharts import tools
+from meshcharts.errors import ClusterError
+from meshcharts.helm import Helm
+from meshcharts.testing import waits
+from meshcharts.testing.releases import ReleaseFactory
+
+CLUSTER_FIXTURES = ("mesh_cluster", "kube_cluster", "kube_config")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("meshcharts", "meshcharts cluster tests")
+    group.addoption(
+        "--cluster-provider",
+        choices=cluster_mod.PROVIDERS,
+        default="local",
+        help="where the session cluster comes from (default: local, kwok-simulated nodes)",
+    )
+    # pytest-helm-charts already owns --kubeconfig (its option for KUBECONFIG); share it rather than clash.
+    with contextlib.suppress(ValueError):
+        group.addoption("--kubeconfig", default=None, help="kubeconfig of the cluster for --cluster-provider existing")
+    group.addoption("--keep-cluster", action="store_true", help="leave the session cluster running afterwards")
+    group.addoption("--cluster-name", default="meshcharts-test", help="name of the session cluster")
+    group.addoption("--helm", choices=("4", "3"), default="4", help="Helm major version the fixtures use")
+    group.addoption(
+        "--k8s-version",
+        default=tools.DEFAULT_KUBERNETES,
+        help=f"Kubernetes version of a local cluster (default {tools.DEFAULT_KUBERNETES})",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "helm3: runs with Helm 3 too (select with --helm 3 -m helm3)")
+    config.addinivalue_line("markers", "namespace_labels(labels): labels of the test's fresh namespace")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use pytest-helm-charts' kube_cluster get the session cluster first, so its KUBECONFIG is set."""
+    for item in items:
+        names = getattr(item, "fixturenames", None)
+        if names is not None and ("kube_cluster" in names or "kube_config" in names) and "mesh_cluster" not in names:
+            names.insert(0, "mesh_cluster")
+
+
+@dataclass(frozen=True)
+class Kube:
+    """The official client's typed APIs for one cluster."""
+
+    api_client: Any
+    core: Any
+    apps: Any
+    ext: Any
+    admission: Any
+    rbac: Any
+    autoscaling: Any
+    policy: Any
+    custom: Any
+
+
+def kube_for(kubeconfig: Path) -> Kube:
+    from kubernetes import client, config
+
+    api_client = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+    return Kube(
+        api_client=api_client,
+        core=client.CoreV1Api(api_client),
+        apps=client.AppsV1Api(api_client),
+        ext=client.ApiextensionsV1Api(api_client),
+        admission=client.AdmissionregistrationV1Api(api_client),
+        rbac=client.RbacAuthorizationV1Api(api_client),
+        autoscaling=client.AutoscalingV2Api(api_client),
+        policy=client.PolicyV1Api(api_client),
+        custom=client.CustomObjectsApi(api_client),
+    )
+
+
+@pytest.fixture(scope="session")
+def mesh_cluster(pytestconfig: pytest.Config) -> Iterator[cluster_mod.Cluster]:
+    """The session cluster: brought up once (or found up), KUBECONFIG exported, taken down at the end."""
+    provider = pytestconfig.getoption("--cluster-provider")
+    name = pytestconfig.getoption("--cluster-name")
+    kubeconfig = pytestconfig.getoption("--kubeconfig")
+    keep = pytestconfig.getoption("--keep-cluster")
+    if provider == "kind" and cluster_mod.container_engine_socket() is None:
+        pytest.skip("requires docker or podman for kind (no container engine socket answers here)")
+    existed = False
+    if provider == "local":
+        with contextlib.suppress(ClusterError):
+            existed = cluster_mod.kubeconfig_path(name).is_file()
+    try:
+        cluster = cluster_mod.up(
+            name,
+            provider=provider,
+            kubeconfig=Path(kubeconfig) if kubeconfig else None,
+            k8s_version=pytestconfig.getoption("--k8s-version"),
+            timeout=180,
+        )
+    except ClusterError as err:
+        pytest.fail(f"the session cluster could not be brought up: {err}", pytrace=False)
+    previous = os.environ.get("KUBECONFIG")
+    os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
+    try:
+        yield cluster
+    finally:
+        if previous is None:
+            os.environ.pop("KUBECONFIG", None)
+        else:
+            os.environ["KUBECONFIG"] = previous
+        if provider != "existing" and not keep and not existed:
+            cluster_mod.down(name, provider=provider)
+
+
+@pytest.fixture(scope="session")
+def kube(mesh_cluster: cluster_mod.Cluster) -> Kube:
+    """The official `kubernetes` client for the session cluster."""
+    return kube_for(mesh_cluster.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def mesh_helm(pytestconfig: pytest.Config, mesh_cluster: cluster_mod.Cluster) -> Helm:
+    """The pinned Helm (--helm 4 or 3) bound to the session cluster's kubeconfig."""
+    return Helm(major=int(pytestconfig.getoption("--helm")), kubeconfig=mesh_cluster.kubeconfig)
+
+
+def _namespace_name(node_name: str) -> str:
+    stem = re.sub(r"[^a-z0-9-]+", "-", node_name.lower()).strip("-")[:40].strip("-")
+    return f"{stem}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def mesh_namespace(request: pytest.FixtureRequest, kube: Kube) -> Iterator[str]:
+    """A fresh namespace for one test, labelled from @pytest.mark.namespace_labels, deleted afterwards."""
+    from kubernetes import client
+
+    marker = request.node.get_closest_marker("namespace_labels")
+    labels = dict(marker.args[0]) if marker else {}
+    name = _namespace_name(request.node.name)
+    kube.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels)))
+    yield name
+    with contextlib.suppress(Exception):
+        kube.core.delete_namespace(name)
+
+
+def control_plane_logs(mesh_cluster: cluster_mod.Cluster, lines: int = 20) -> str:
+    if mesh_cluster.provider != "local":
+        return ""
+    local = cluster_mod.Local(tools.cache_root())
+    parts = []
+    for component in cluster_mod.LOCAL_COMPONENTS:
+        with contextlib.suppress(Exception):
+            parts.append(
+                f"--- {component} log (last {lines} lines)\n{local.log_tail(mesh_cluster.name, component, lines)}"
+            )
+    return "\n".join(parts)
+
+
+@pytest.fixture
+def releases(
+    request: pytest.FixtureRequest,
+    mesh_helm: Helm,
+    mesh_namespace: str,
+    kube: Kube,
+    mesh_cluster: cluster_mod.Cluster,
+    tmp_path: Path,
+) -> Generator[ReleaseFactory, None, None]:
+    """Helm install/upgrade/rollback/uninstall/template in the test's namespace; uninstalled afterwards."""
+    factory = ReleaseFactory(mesh_helm, namespace=mesh_namespace, workdir=tmp_path)
+    request.node.stash[_FACTORY] = (factory, kube, mesh_cluster)
+    yield factory
+    problems = factory.cleanup()
+    if problems:
+        pytest.fail("cleanup failed: " + "; ".join(problems), pytrace=False)
+
+
+_FACTORY = pytest.StashKey[tuple[ReleaseFactory, Kube, cluster_mod.Cluster]]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """On a failed test that used the release factory, attach what explains it to the report."""
+    report = yield
+    if report.when == "call" and report.failed and _FACTORY in item.stash:
+        factory, kube, mesh_cluster = item.stash[_FACTORY]
+        try:
+            text = factory.diagnostics(kube.core, lambda: control_plane_logs(mesh_cluster))
+        except Exception as err:  # diagnostics must never hide the real failure
+            text = f"collecting diagnostics failed: {err}"
+        report.sections.append(("meshcharts diagnostics", text))
+    return report
+
+
+__all__ = ["Kube", "kube_for", "waits"]

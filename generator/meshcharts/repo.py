@@ -1,0 +1,200 @@
+"""The Helm repository: package every chart, sign, index, serve over HTTP, push to OCI.
+
+A published archive never changes. Every step checks all charts before it writes anything, so a
+refused release leaves packages/ and index.yaml exactly as they were.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import os
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from meshcharts import index as index_mod
+from meshcharts import package as package_mod
+from meshcharts import write
+from meshcharts.errors import RepoError
+from meshcharts.helm import Helm
+from meshcharts.paths import Layout
+
+PUBLIC_KEY = "meshcharts.asc"
+SERVED_TOP_LEVEL = ("index.yaml", "artifacthub-repo.yml", PUBLIC_KEY)
+
+
+def chart_dirs(layout: Layout) -> list[Path]:
+    return sorted(p.parent for p in layout.charts.glob("*/Chart.yaml"))
+
+
+def package_all(layout: Layout) -> list[package_mod.PackageResult]:
+    """Archives for versions not yet published; refuse, before writing any, if one would change."""
+    planned = []
+    refusals = []
+    for chart_dir in chart_dirs(layout):
+        data = package_mod.archive_bytes(chart_dir)
+        target = layout.packages / package_mod.archive_name(package_mod.load_metadata(chart_dir))
+        if target.exists():
+            old = target.read_bytes()
+            if old != data:
+                refusals.append(
+                    f"{target.name} is published with sha256 {hashlib.sha256(old).hexdigest()}, but charts/"
+                    f"{chart_dir.name} now packs to sha256 {hashlib.sha256(data).hexdigest()}"
+                )
+            continue
+        planned.append((target, data))
+    if refusals:
+        raise RepoError(
+            "a published archive never changes; nothing was written:\n"
+            + "\n".join(f"  {r}" for r in refusals)
+            + "\nBump `version` in generator/specs/suite.yaml and run `meshcharts generate` first."
+        )
+    results = []
+    for target, data in planned:
+        package_mod.write_bytes_atomically(target, data)
+        results.append(package_mod.PackageResult(target, created=True))
+    return results
+
+
+def provenance_message(archive: Path) -> str:
+    """The text Helm signs: the chart metadata, `...`, then the archive's sha256 under `files`."""
+    meta = package_mod.read_archive(archive)
+    body = yaml.safe_dump(meta.metadata, sort_keys=True, default_flow_style=False)
+    files = yaml.safe_dump({"files": {archive.name: f"sha256:{meta.digest}"}}, default_flow_style=False)
+    return f"{body}\n...\n{files}"
+
+
+def _gpg(args: list[str], gnupg_home: Path | None, stdin: str | None = None) -> str:
+    argv = ["gpg", "--batch", "--yes", *(["--homedir", str(gnupg_home)] if gnupg_home else []), *args]
+    try:
+        done = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
+    except FileNotFoundError as err:
+        raise RepoError("gpg is not installed: `apt-get install gnupg` (Debian) provides it") from err
+    if done.returncode != 0:
+        raise RepoError(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr.strip()}")
+    return done.stdout
+
+
+def sign(archive: Path, key: str, gnupg_home: Path | None = None) -> Path:
+    """Write `<archive>.prov`, an OpenPGP clear-signed provenance file Helm verifies."""
+    prov = archive.with_name(archive.name + ".prov")
+    signed = _gpg(
+        ["--local-user", key, "--digest-algo", "SHA512", "--clearsign"], gnupg_home, provenance_message(archive)
+    )
+    if prov.exists():
+        if prov.read_text() == signed:
+            return prov
+        raise RepoError(f"{prov.name} already exists; a published provenance file is never replaced")
+    package_mod.write_bytes_atomically(prov, signed.encode())
+    return prov
+
+
+def export_public_key(key: str, gnupg_home: Path | None = None) -> str:
+    return _gpg(["--armor", "--export", key], gnupg_home)
+
+
+@dataclass
+class ReleaseReport:
+    packaged: list[Path] = field(default_factory=list)
+    signed: list[Path] = field(default_factory=list)
+    indexed: list[str] = field(default_factory=list)
+
+
+def release(
+    layout: Layout,
+    *,
+    sign_key: str | None,
+    gnupg_home: Path | None = None,
+    clock: Callable[[], str] = index_mod.now_rfc3339,
+) -> ReleaseReport:
+    """generate --check, package, sign, index: one step, refusing on drift or on a changed archive."""
+    drift = write.check(layout)
+    if drift:
+        raise RepoError("charts/ differs from generator/specs; run `meshcharts generate` and commit first")
+    unpublished = [
+        d.name for d in chart_dirs(layout)
+        if not (layout.packages / package_mod.archive_name(package_mod.load_metadata(d))).exists()
+    ]  # fmt: skip
+    if unpublished and not sign_key:
+        raise RepoError(
+            f"no signing key for the new versions of {', '.join(unpublished)}; nothing was written. Pass "
+            "--sign-key or set MESHCHARTS_SIGN_KEY (the fingerprint in generator/specs/suite.yaml signKey)"
+        )
+    report = ReleaseReport()
+    report.packaged = [r.archive for r in package_all(layout)]
+    if sign_key:
+        for archive in sorted(layout.packages.glob("*.tgz")):
+            if not archive.with_name(archive.name + ".prov").exists():
+                report.signed.append(sign(archive, sign_key, gnupg_home))
+    merged = index_mod.merge(layout.root, sorted(layout.packages.glob("*.tgz")), index_path=layout.index, clock=clock)
+    report.indexed = merged.added
+    return report
+
+
+class _RepoHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves only the repository's files: index.yaml, packages/, the key and ArtifactHub metadata."""
+
+    def translate_path(self, path: str) -> str:
+        clean = path.split("?", 1)[0].split("#", 1)[0].lstrip("/")
+        allowed = clean in SERVED_TOP_LEVEL or (
+            clean.startswith("packages/") and "/" not in clean[len("packages/") :] and ".." not in clean
+        )
+        if not allowed:
+            return str(Path(str(self.directory)) / ".meshcharts-not-served")
+        return str(Path(str(self.directory)) / clean)
+
+    def log_message(self, format: str, *args: object) -> None:
+        if os.environ.get("MESHCHARTS_SERVE_LOG"):
+            super().log_message(format, *args)
+
+
+@dataclass
+class Server:
+    httpd: http.server.ThreadingHTTPServer
+    thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+
+
+def serve(root: Path, *, host: str = "127.0.0.1", port: int = 8879, background: bool = False) -> Server:
+    """An HTTP server for `helm repo add`; loopback by default. Background servers run in a thread."""
+    handler = functools.partial(_RepoHandler, directory=str(root))
+    try:
+        httpd = http.server.ThreadingHTTPServer((host, port), handler)
+    except OSError as err:
+        raise RepoError(f"cannot listen on {host}:{port}: {err.strerror}; choose another --port") from err
+    server = Server(httpd)
+    if background:
+        server.thread = threading.Thread(target=httpd.serve_forever, name="meshcharts-serve", daemon=True)
+        server.thread.start()
+    return server
+
+
+def push(layout: Layout, ref: str, helm: Helm, *, plain_http: bool = False) -> list[str]:
+    """`helm push` every indexed archive to `oci://HOST/PATH`; Helm uploads the .prov beside it too."""
+    if not ref.startswith("oci://"):
+        raise RepoError(f"{ref!r} is not an OCI reference; write oci://HOST/PATH")
+    data = index_mod.load(layout.index)
+    pushed = []
+    for name, versions in sorted(data["entries"].items()):
+        for entry in versions:
+            archive = layout.root / entry["urls"][0]
+            args = ["push", str(archive), ref, *(["--plain-http"] if plain_http else [])]
+            helm.run(args)
+            pushed.append(f"{name} {entry['version']} -> {ref}/{name}:{str(entry['version']).replace('+', '_')}")
+    return pushed

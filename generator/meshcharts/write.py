@@ -1,0 +1,79 @@
+"""The only I/O of generation: render the specs and bring charts/ in line, or diff it."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+from pathlib import Path
+
+from meshcharts import render, spec
+from meshcharts.paths import Layout
+
+
+def rendered(layout: Layout) -> dict[str, str]:
+    """Load, validate and render; raises SpecError before anything could be written."""
+    return render.render_all(spec.load(layout))
+
+
+def _previous_manifest(charts: Path) -> list[str]:
+    path = charts / render.MANIFEST
+    if not path.is_file():
+        return []
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")]
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write via a temporary file in the same directory and rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def generate(layout: Layout) -> list[str]:
+    """Write every rendered file that differs; delete files an earlier run generated and this one does not."""
+    files = rendered(layout)
+    previous = _previous_manifest(layout.charts)
+    changed = []
+    for rel, text in files.items():
+        path = layout.charts / rel
+        if path.is_file() and path.read_text(encoding="utf-8") == text:
+            continue
+        atomic_write(path, text)
+        changed.append(rel)
+    for rel in previous:
+        if rel not in files:
+            stale = layout.charts / rel
+            if stale.is_file():
+                stale.unlink()
+                changed.append(f"{rel} (deleted)")
+            parent = stale.parent
+            while parent != layout.charts and parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
+                parent = parent.parent
+    return changed
+
+
+def check(layout: Layout) -> str:
+    """A unified diff from charts/ to a fresh render; empty when they match."""
+    files = rendered(layout)
+    chunks: list[str] = []
+    expected = set(files) | set(_previous_manifest(layout.charts))
+    for rel in sorted(expected):
+        path = layout.charts / rel
+        old = path.read_text(encoding="utf-8") if path.is_file() else ""
+        new = files.get(rel, "")
+        if old != new:
+            chunks.extend(
+                difflib.unified_diff(
+                    old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/charts/{rel}", f"b/charts/{rel}"
+                )
+            )
+    return "".join(chunks)

@@ -1,0 +1,39 @@
+"""The committed charts/ are exactly what the specs render, and the CLI says so with its exit codes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from meshcharts import cli, write
+from meshcharts.paths import Layout
+
+
+def test_committed_charts_match_the_specs(layout: Layout) -> None:
+    drift = write.check(layout)
+    assert drift == "", f"charts/ is stale; run `meshcharts generate`:\n{drift[:3000]}"
+
+
+@pytest.fixture
+def tree_copy(tmp_path: Path, layout: Layout, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for part in ("generator/specs", "generator/templates", "charts"):
+        shutil.copytree(layout.root / part, tmp_path / part)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MESHCHARTS_ROOT", raising=False)
+    return tmp_path
+
+
+def test_generate_check_exits_0_clean_1_drift_2_bad_spec(tree_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["generate", "--check"]) == 0
+    values = tree_copy / "charts" / "gateway" / "values.yaml"
+    values.write_text(values.read_text() + "extra: 1\n")
+    assert cli.main(["generate", "--check"]) == 1
+    out, err = capsys.readouterr()
+    assert "+++ b/charts/gateway/values.yaml" in out and "meshcharts generate" in err
+    spec_file = tree_copy / "generator" / "specs" / "gateway.yaml"
+    spec_file.write_text(spec_file.read_text().replace("apiVersion: meshcharts/v1alpha1", "apiVersion: v0"))
+    assert cli.main(["generate", "--check"]) == 2
+    assert "generator/specs/gateway.yaml:apiVersion" in capsys.readouterr().err
+    assert values.read_text().endswith("extra: 1\n")  # a failed run wrote nothing
