@@ -118,9 +118,7 @@ def test_local_cluster_runs_a_deployment_then_goes_down_leaving_no_process_or_po
         ports = local.ports(name)
         assert set(pids) == set(cluster.LOCAL_COMPONENTS)
         assert set(ports.values()) <= cluster.listening_ports()
-        assert _listen_addresses(set(ports.values())) == {"127.0.0.1"}, (
-            "components must listen on loopback only"
-        )
+        assert _listen_addresses(set(ports.values())) == {"127.0.0.1"}, "components must listen on loopback only"
 
         api = config.new_client_from_config(config_file=str(up.kubeconfig))
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
