@@ -234,10 +234,11 @@ class Local:
     def env(self, binaries: Mapping[str, Path]) -> dict[str, str]:
         """Child environment: cached kubectl first on PATH, kwok's state under the cache, pinned version."""
         env = dict(os.environ)
-        env["PATH"] = os.pathsep.join([str(binaries["kubectl"].parent), env.get("PATH", "")])
         env["KWOK_WORKDIR"] = str(self.workdir)
         env["KWOK_KUBE_VERSION"] = self.k8s_version
-        env["KWOK_KUBECTL_BINARY"] = str(binaries["kubectl"])
+        if "kubectl" in binaries:
+            env["PATH"] = os.pathsep.join([str(binaries["kubectl"].parent), env.get("PATH", "")])
+            env["KWOK_KUBECTL_BINARY"] = str(binaries["kubectl"])
         env.pop("KUBECONFIG", None)
         return env
 
@@ -304,6 +305,14 @@ class Local:
                         ports[f"{comp.get('name')}/{port.get('name', '')}"] = int(host)
         return ports
 
+    def executables(self, name: str) -> set[Path]:
+        """The real files the cluster's components run (kwokctl links them into the cluster's bin/)."""
+        found: set[Path] = set()
+        with contextlib.suppress(OSError):
+            for link in (self.cluster_dir(name) / "bin").iterdir():
+                found.add(link.resolve())
+        return found
+
     def log_tail(self, name: str, component: str, lines: int = _LOG_TAIL_LINES) -> str:
         path = self.cluster_dir(name) / "logs" / f"{component}.log"
         try:
@@ -364,13 +373,13 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def _pid_runs(pid: int, executable_dir: Path) -> bool:
-    """True if `pid` is alive and runs a binary from `executable_dir`: the guard before signalling it."""
+def _pid_runs(pid: int, executables: set[Path]) -> bool:
+    """True if `pid` is alive and runs one of `executables`: the guard before counting or signalling it."""
     try:
         exe = Path(os.readlink(f"/proc/{pid}/exe"))
     except OSError:
         return False
-    return pid_alive(pid) and executable_dir in exe.parents
+    return pid_alive(pid) and exe in executables
 
 
 def _port_in_use_hint(local: Local, name: str) -> str:
@@ -494,14 +503,17 @@ def _local_down(local: Local, name: str, *, timeout: float, say: Say) -> None:
     if not local.exists(name):
         say(f"no local cluster {name}")
         return
-    binaries = local.binaries()
+    try:
+        kwokctl = tools.path("kwokctl", cache=local.cache)
+    except ToolError as err:
+        raise ClusterError(f"cannot take local cluster {name} down: {err}") from err
     pids = local.pids(name)
     ports = local.ports(name)
-    bin_dirs = {p.parent for p in binaries.values()}
-    ours = {comp: pid for comp, pid in pids.items() if any(_pid_runs(pid, d) for d in bin_dirs)}
+    executables = local.executables(name)
+    ours = {comp: pid for comp, pid in pids.items() if _pid_runs(pid, executables)}
     _run(
-        [str(binaries["kwokctl"]), "delete", "cluster", "--name", name],
-        env=local.env(binaries),
+        [str(kwokctl), "delete", "cluster", "--name", name],
+        env=local.env({"kwokctl": kwokctl}),
         timeout=timeout,
         what=f"deleting local cluster {name}",
     )
@@ -509,7 +521,7 @@ def _local_down(local: Local, name: str, *, timeout: float, say: Say) -> None:
     while any(pid_alive(pid) for pid in ours.values()) and time.monotonic() < deadline:
         time.sleep(0.1)
     for comp, pid in ours.items():
-        if pid_alive(pid) and any(_pid_runs(pid, d) for d in bin_dirs):
+        if _pid_runs(pid, executables):
             say(f"{comp} (pid {pid}) outlived `kwokctl delete cluster`; sending SIGKILL")
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
