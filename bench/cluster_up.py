@@ -26,26 +26,24 @@ _MESHCHARTS = (
 
 def _meshcharts_up(name: str) -> float:
     start = time.monotonic()
-    subprocess.run(
-        [*_MESHCHARTS, "cluster", "up", "--name", name],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    return time.monotonic() - start
+    done = subprocess.run([*_MESHCHARTS, "cluster", "up", "--name", name], capture_output=True, text=True)
+    seconds = time.monotonic() - start
+    if done.returncode != 0:
+        raise SystemExit(f"meshcharts cluster up exited {done.returncode}:\n{done.stderr}")
+    return seconds
 
 
 def _kwokctl_up(name: str, local: cluster.Local) -> float:
     binaries = local.binaries()
     env = local.env(binaries)
     start = time.monotonic()
-    subprocess.run(local.create_argv(name, binaries, api_port=None), env=env, check=True, capture_output=True)
-    subprocess.run(
+    for argv in (
+        local.create_argv(name, binaries, api_port=None),
         [str(binaries["kwokctl"]), "scale", "node", "--replicas", str(cluster.DEFAULT_NODES), "--name", name],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    ):
+        done = subprocess.run(argv, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr}")
     cluster.wait_ready(local.kubeconfig(name), nodes=cluster.DEFAULT_NODES, timeout=120)
     return time.monotonic() - start
 
@@ -58,6 +56,7 @@ def main() -> int:
     tools.install(["kwokctl", "kwok", "etcd", *tools.KUBERNETES_COMPONENTS])
     import kubernetes.client  # noqa: F401  (the direct side should not pay for the import)
 
+    print(f"load average at the start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", file=sys.stderr)
     ours: list[float] = []
     direct: list[float] = []
     for round_no in range(args.rounds):
@@ -71,7 +70,11 @@ def main() -> int:
             print(f"round {round_no + 1} {side:<10} {seconds:6.2f}s", file=sys.stderr, flush=True)
 
     ours_median, direct_median = statistics.median(ours), statistics.median(direct)
-    print(f"machine: {os.cpu_count()} cores; Kubernetes {local.k8s_version}; {args.rounds} rounds, median")
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"machine: {os.cpu_count()} cores, load average at the end {load}; Kubernetes {local.k8s_version}; "
+        f"{args.rounds} rounds"
+    )
     print("| what | median to Ready | samples |")
     print("|---|---|---|")
     print(f"| `meshcharts cluster up` | {ours_median:.2f} s | {' '.join(f'{s:.2f}' for s in ours)} |")

@@ -7,11 +7,13 @@ port that nothing it started is left behind. Every failure is a ClusterError nam
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -33,6 +35,13 @@ _LOG_TAIL_LINES = 30
 
 # kwokctl's binary runtime component names, as used for its pid and log files.
 LOCAL_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller")
+
+_KWOKCTL_CONFIG = """\
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  bindAddress: 127.0.0.1
+"""
 
 Say = Callable[[str], None]
 
@@ -135,11 +144,13 @@ def wait_ready(
     timeout: float,
     context: str | None = None,
     logs: Callable[[str], str] | None = None,
+    failed: Callable[[], str | None] | None = None,
 ) -> None:
     """Wait until /readyz answers, `nodes` nodes are Ready and ServiceAccount default/default exists.
 
     The last condition means the controller-manager runs, so workloads can be created at once.
-    On timeout, ClusterError names the condition and carries the tail of the responsible component's log.
+    On timeout, ClusterError names the condition and carries the tail of the responsible component's log;
+    `failed`, polled too, ends the wait at once with its description (e.g. a component that exited).
     """
     deadline = time.monotonic() + timeout
     api = _api_client(kubeconfig, context)
@@ -155,6 +166,9 @@ def wait_ready(
         ]
         for cond in conditions:
             while not cond.check():
+                problem = failed() if failed else None
+                if problem:
+                    raise ClusterError(f"while waiting for: {cond.name}: {problem}")
                 if time.monotonic() > deadline:
                     tail = logs(cond.component) if logs else ""
                     detail = f"\nlast lines of {cond.component}'s log:\n{tail}" if tail else ""
@@ -245,10 +259,11 @@ class Local:
     def env(self, binaries: Mapping[str, Path]) -> dict[str, str]:
         """Child environment: cached kubectl first on PATH, kwok's state under the cache, pinned version."""
         env = dict(os.environ)
-        env["PATH"] = os.pathsep.join([str(binaries["kubectl"].parent), env.get("PATH", "")])
         env["KWOK_WORKDIR"] = str(self.workdir)
         env["KWOK_KUBE_VERSION"] = self.k8s_version
-        env["KWOK_KUBECTL_BINARY"] = str(binaries["kubectl"])
+        if "kubectl" in binaries:
+            env["PATH"] = os.pathsep.join([str(binaries["kubectl"].parent), env.get("PATH", "")])
+            env["KWOK_KUBECTL_BINARY"] = str(binaries["kubectl"])
         env.pop("KUBECONFIG", None)
         return env
 
@@ -269,9 +284,21 @@ class Local:
             sort_keys=False,
         )
 
+    def config(self) -> Path:
+        """kwokctl options shared by every local cluster: components listen on loopback only."""
+        path = self.workdir / "meshcharts-kwokctl.yaml"
+        if not path.is_file() or path.read_text() != _KWOKCTL_CONFIG:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(_KWOKCTL_CONFIG)
+            tmp.replace(path)
+        return path
+
     def create_argv(self, name: str, binaries: Mapping[str, Path], *, api_port: int | None) -> list[str]:
         argv = [
             str(binaries["kwokctl"]),
+            "--config",
+            str(self.config()),
             "create",
             "cluster",
             "--name",
@@ -321,6 +348,14 @@ class Local:
                     if host:
                         ports[f"{comp.get('name')}/{port.get('name', '')}"] = int(host)
         return ports
+
+    def executables(self, name: str) -> set[Path]:
+        """The real files the cluster's components run (kwokctl links them into the cluster's bin/)."""
+        found: set[Path] = set()
+        with contextlib.suppress(OSError):
+            for link in (self.cluster_dir(name) / "bin").iterdir():
+                found.add(link.resolve())
+        return found
 
     def log_tail(self, name: str, component: str, lines: int = _LOG_TAIL_LINES) -> str:
         path = self.cluster_dir(name) / "logs" / f"{component}.log"
@@ -382,13 +417,13 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def _pid_runs(pid: int, executable_dir: Path) -> bool:
-    """True if `pid` is alive and runs a binary from `executable_dir`: the guard before signalling it."""
+def _pid_runs(pid: int, executables: set[Path]) -> bool:
+    """True if `pid` is alive and runs one of `executables`: the guard before counting or signalling it."""
     try:
         exe = Path(os.readlink(f"/proc/{pid}/exe"))
     except OSError:
         return False
-    return pid_alive(pid) and executable_dir in exe.parents
+    return pid_alive(pid) and exe in executables
 
 
 def _port_in_use_hint(local: Local, name: str) -> str:
@@ -398,7 +433,8 @@ def _port_in_use_hint(local: Local, name: str) -> str:
             if "address already in use" in line:
                 return (
                     f"\ncause: {component} could not listen, a port is in use: {line.strip()}\n"
-                    "fix: stop what holds that port, or choose another with --api-port"
+                    "fix: stop what holds that port and retry (kwokctl picks free ports when it creates "
+                    "a cluster; --api-port fixes only the API server's)"
                 )
     return ""
 
@@ -436,16 +472,20 @@ def _local_up(local: Local, name: str, *, nodes: int, timeout: float, api_port: 
     say(f"starting local cluster {name} (kwokctl binary runtime, Kubernetes {local.k8s_version})")
     try:
         with _prefetch_kubernetes_client():
-            try:
-                _run(
-                    local.create_argv(name, binaries, api_port=api_port),
-                    env=env,
-                    timeout=timeout,
-                    what=f"creating local cluster {name}",
-                    stdin=local.kwokctl_config(),
-                )
-            except ClusterError as err:
-                raise ClusterError(f"{err}{_port_in_use_hint(local, name)}") from err
+            # kwokctl picks ports by probing from 32767 down; two creations at once pick the same
+            # ones. One creation at a time per machine, until every picked port is listening.
+            with _machine_lock("meshcharts-local-cluster-ports.lock"):
+                try:
+                    _run(
+                        local.create_argv(name, binaries, api_port=api_port),
+                        env=env,
+                        timeout=timeout,
+                        what=f"creating local cluster {name}",
+                        stdin=local.kwokctl_config(),
+                    )
+                except ClusterError as err:
+                    raise ClusterError(f"{err}{_port_in_use_hint(local, name)}") from err
+                _wait_listening(local, name, deadline=start + timeout)
             say(f"control plane started ({time.monotonic() - start:.1f}s); adding {nodes} node(s)")
             _run(
                 [str(binaries["kwokctl"]), "scale", "node", "--replicas", str(nodes), "--name", name],
@@ -454,7 +494,13 @@ def _local_up(local: Local, name: str, *, nodes: int, timeout: float, api_port: 
                 what=f"adding nodes to local cluster {name}",
             )
         remaining = max(1.0, timeout - (time.monotonic() - start))
-        wait_ready(kubeconfig, nodes=nodes, timeout=remaining, logs=lambda c: local.log_tail(name, c))
+        wait_ready(
+            kubeconfig,
+            nodes=nodes,
+            timeout=remaining,
+            logs=lambda c: local.log_tail(name, c),
+            failed=lambda: _exited_component(local, name),
+        )
     except BaseException:
         with contextlib.suppress(ClusterError):
             _local_down(local, name, timeout=30, say=_quiet)
@@ -463,18 +509,56 @@ def _local_up(local: Local, name: str, *, nodes: int, timeout: float, api_port: 
     return Cluster(name, "local", kubeconfig)
 
 
+@contextlib.contextmanager
+def _machine_lock(filename: str) -> Iterator[None]:
+    path = Path(tempfile.gettempdir()) / filename
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _exited_component(local: Local, name: str) -> str | None:
+    """Describe the first component of the cluster whose process is gone, with its log tail and hint."""
+    for component, pid in local.pids(name).items():
+        if not pid_alive(pid):
+            return (
+                f"{component} (pid {pid}) exited; last lines of its log:\n{local.log_tail(name, component)}"
+                f"{_port_in_use_hint(local, name)}"
+            )
+    return None
+
+
+def _wait_listening(local: Local, name: str, *, deadline: float) -> None:
+    """Wait until every port kwokctl assigned to the cluster is listening, or a component exits."""
+    ports = local.ports(name)
+    while not set(ports.values()) <= listening_ports():
+        problem = _exited_component(local, name)
+        if problem:
+            raise ClusterError(f"local cluster {name} did not start: {problem}")
+        if time.monotonic() > deadline:
+            missing = {what: port for what, port in ports.items() if port not in listening_ports()}
+            raise ClusterError(f"local cluster {name}: ports {missing} not listening in time")
+        time.sleep(0.05)
+
+
 def _local_down(local: Local, name: str, *, timeout: float, say: Say) -> None:
     if not local.exists(name):
         say(f"no local cluster {name}")
         return
-    binaries = local.binaries()
+    try:
+        kwokctl = tools.path("kwokctl", cache=local.cache)
+    except ToolError as err:
+        raise ClusterError(f"cannot take local cluster {name} down: {err}") from err
     pids = local.pids(name)
     ports = local.ports(name)
-    bin_dirs = {p.parent for p in binaries.values()}
-    ours = {comp: pid for comp, pid in pids.items() if any(_pid_runs(pid, d) for d in bin_dirs)}
+    executables = local.executables(name)
+    ours = {comp: pid for comp, pid in pids.items() if _pid_runs(pid, executables)}
     _run(
-        [str(binaries["kwokctl"]), "delete", "cluster", "--name", name],
-        env=local.env(binaries),
+        [str(kwokctl), "delete", "cluster", "--name", name],
+        env=local.env({"kwokctl": kwokctl}),
         timeout=timeout,
         what=f"deleting local cluster {name}",
     )
@@ -482,7 +566,7 @@ def _local_down(local: Local, name: str, *, timeout: float, say: Say) -> None:
     while any(pid_alive(pid) for pid in ours.values()) and time.monotonic() < deadline:
         time.sleep(0.1)
     for comp, pid in ours.items():
-        if pid_alive(pid) and any(_pid_runs(pid, d) for d in bin_dirs):
+        if _pid_runs(pid, executables):
             say(f"{comp} (pid {pid}) outlived `kwokctl delete cluster`; sending SIGKILL")
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -495,7 +579,7 @@ def _local_down(local: Local, name: str, *, timeout: float, say: Say) -> None:
             f"local cluster {name} left processes {left} and listening ports {still} behind; "
             "fix: stop them by pid and remove " + str(local.cluster_dir(name))
         )
-    say(f"local cluster {name} deleted; no process or port left")
+    say(f"local cluster {name} deleted; none of its {len(ours)} processes and {len(ports)} ports is left")
 
 
 # --- kind --------------------------------------------------------------------------------------------

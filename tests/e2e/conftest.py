@@ -87,8 +87,16 @@ def istio_base(mesh_helm: Helm, kube: Kube, recorder: AdmissionRecorder, tmp_pat
     if not deployed(mesh_helm, *BASE_RELEASE):
         values = tmp_path / "base-values.yaml"
         values.write_text(yaml.safe_dump(base_values(recorder)))
-        mesh_helm.upgrade(BASE_RELEASE[0], CHARTS / "base", namespace=BASE_RELEASE[1], install=True, wait=True,
-                          timeout=120, values=[values], extra=("--create-namespace",))
+        mesh_helm.upgrade(
+            BASE_RELEASE[0],
+            CHARTS / "base",
+            namespace=BASE_RELEASE[1],
+            install=True,
+            wait=True,
+            timeout=120,
+            values=[values],
+            extra=("--create-namespace",),
+        )
         trust_recorder(kube, recorder, "ValidatingWebhookConfiguration", "istiod-default-validator")
     return BASE_RELEASE
 
@@ -108,8 +116,9 @@ def control_plane(
     if not deployed(mesh_helm, "istiod", ISTIO_NS):
         values = tmp_path / "istiod-values.yaml"
         values.write_text(yaml.safe_dump(istiod_values(recorder)))
-        mesh_helm.upgrade("istiod", CHARTS / "istiod", namespace=ISTIO_NS, install=True, wait=True, timeout=120,
-                          values=[values])
+        mesh_helm.upgrade(
+            "istiod", CHARTS / "istiod", namespace=ISTIO_NS, install=True, wait=True, timeout=120, values=[values]
+        )
         trust_recorder(kube, recorder, "MutatingWebhookConfiguration", "istio-sidecar-injector")
         trust_recorder(kube, recorder, "ValidatingWebhookConfiguration", "istio-validator-istio-system")
     waits.deployment_available(kube.apps, ISTIO_NS, "istiod", timeout=60)

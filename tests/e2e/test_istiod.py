@@ -3,6 +3,7 @@ routing, observed at the admission recorder the charts' webhooks point at."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,8 @@ def namespaces(kube: Kube, request: pytest.FixtureRequest) -> Iterator[list[str]
     made: list[str] = []
     yield made
     for name in made:
-        try:
+        with contextlib.suppress(ApiException):
             kube.core.delete_namespace(name)
-        except ApiException:
-            pass
 
 
 def injected_pods(recorder: AdmissionRecorder, path: str, namespaces: list[str]) -> set[str]:
@@ -53,7 +52,11 @@ def test_istiod_becomes_available_with_its_service_ports(control_plane: ControlP
     service = kube.core.read_namespaced_service("istiod", ISTIO_NS)
     ports = {(p.name, p.port, p.target_port) for p in service.spec.ports}
     assert {(port, str(target)) for _, port, target in ports} == {
-        (15010, "15010"), (15012, "15012"), (443, "15017"), (15014, "15014")}
+        (15010, "15010"),
+        (15012, "15012"),
+        (443, "15017"),
+        (15014, "15014"),
+    }
 
 
 def test_exactly_the_pods_istio_1_12_selects_reach_the_injector(
@@ -87,43 +90,56 @@ def test_exactly_the_pods_istio_1_12_selects_reach_the_injector(
 def test_default_validator_routes_istio_resources_and_its_verdict_is_enforced(
     control_plane: ControlPlane, kube: Kube, recorder: AdmissionRecorder, mesh_namespace: str
 ) -> None:
-    body = {"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService", "metadata": {"name": "reviews"},
-            "spec": {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews"}}]}]}}
-    kube.custom.create_namespaced_custom_object("networking.istio.io", "v1beta1", mesh_namespace, "virtualservices",
-                                                body)
+    body = {
+        "apiVersion": "networking.istio.io/v1beta1",
+        "kind": "VirtualService",
+        "metadata": {"name": "reviews"},
+        "spec": {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews"}}]}]},
+    }
+    kube.custom.create_namespaced_custom_object(
+        "networking.istio.io", "v1beta1", mesh_namespace, "virtualservices", body
+    )
     seen = recorder.requests(path="/validate/base", kind="VirtualService", namespace=mesh_namespace)
     assert [r.name for r in seen] == ["reviews"]
     assert not recorder.requests(path="/validate/default", namespace=mesh_namespace)  # no istio.io/rev label
 
     recorder.deny(lambda r: r.kind == "Gateway" and r.name == "rejected", "rejected by the test's validator")
     try:
-        gateway = {"apiVersion": "networking.istio.io/v1beta1", "kind": "Gateway", "metadata": {"name": "rejected"},
-                   "spec": {"selector": {"istio": "ingressgateway"}}}
+        gateway = {
+            "apiVersion": "networking.istio.io/v1beta1",
+            "kind": "Gateway",
+            "metadata": {"name": "rejected"},
+            "spec": {"selector": {"istio": "ingressgateway"}},
+        }
         with pytest.raises(ApiException) as caught:
-            kube.custom.create_namespaced_custom_object("networking.istio.io", "v1beta1", mesh_namespace, "gateways",
-                                                        gateway)
+            kube.custom.create_namespaced_custom_object(
+                "networking.istio.io", "v1beta1", mesh_namespace, "gateways", gateway
+            )
         assert "rejected by the test's validator" in caught.value.body
     finally:
         recorder.allow_all()
 
     labelled = {**body, "metadata": {"name": "revisioned", "labels": {"istio.io/rev": "default"}}}
-    kube.custom.create_namespaced_custom_object("networking.istio.io", "v1beta1", mesh_namespace, "virtualservices",
-                                                labelled)
+    kube.custom.create_namespaced_custom_object(
+        "networking.istio.io", "v1beta1", mesh_namespace, "virtualservices", labelled
+    )
     assert [r.name for r in recorder.requests(path="/validate/default", namespace=mesh_namespace)] == ["revisioned"]
 
 
 @pytest.fixture
-def canary(control_plane: ControlPlane, mesh_helm: Helm, kube: Kube, recorder: AdmissionRecorder,
-           tmp_path: Path) -> Iterator[str]:
+def canary(
+    control_plane: ControlPlane, mesh_helm: Helm, kube: Kube, recorder: AdmissionRecorder, tmp_path: Path
+) -> Iterator[str]:
     """A second istiod, revision canary with tag prod, beside the default one."""
     values = tmp_path / "canary.yaml"
     values.write_text(yaml.safe_dump(istiod_values(recorder, "canary", revisionTags=["prod"])))
-    mesh_helm.install("istiod-canary", CHARTS / "istiod", namespace=ISTIO_NS, wait=True, timeout=120,
-                      values=[values])
+    mesh_helm.install("istiod-canary", CHARTS / "istiod", namespace=ISTIO_NS, wait=True, timeout=120, values=[values])
     try:
-        for kind, name in (("MutatingWebhookConfiguration", "istio-sidecar-injector-canary"),
-                           ("MutatingWebhookConfiguration", "istio-revision-tag-prod"),
-                           ("ValidatingWebhookConfiguration", "istio-validator-canary-istio-system")):
+        for kind, name in (
+            ("MutatingWebhookConfiguration", "istio-sidecar-injector-canary"),
+            ("MutatingWebhookConfiguration", "istio-revision-tag-prod"),
+            ("ValidatingWebhookConfiguration", "istio-validator-canary-istio-system"),
+        ):
             trust_recorder(kube, recorder, kind, name)
         yield "canary"
     finally:
@@ -152,25 +168,31 @@ def test_removing_a_revision_leaves_no_webhook_behind(canary: str, mesh_helm: He
         validating = {w.metadata.name for w in kube.admission.list_validating_webhook_configuration().items}
         return mutating | validating
 
-    assert {"istio-sidecar-injector-canary", "istio-revision-tag-prod", "istio-validator-canary-istio-system"} <= \
-        webhook_names()
+    assert {
+        "istio-sidecar-injector-canary",
+        "istio-revision-tag-prod",
+        "istio-validator-canary-istio-system",
+    } <= webhook_names()
     mesh_helm.uninstall("istiod-canary", namespace=ISTIO_NS, wait=True)
-    mesh_helm.install("istiod-canary", CHARTS / "istiod", namespace=ISTIO_NS, wait=False,
-                      set_values={"revision": "canary"})  # re-created so the fixture's teardown has it to remove
+    mesh_helm.install(
+        "istiod-canary", CHARTS / "istiod", namespace=ISTIO_NS, wait=False, set_values={"revision": "canary"}
+    )  # re-created so the fixture's teardown has it to remove
     mesh_helm.uninstall("istiod-canary", namespace=ISTIO_NS, wait=True)
     left = {n for n in webhook_names() if "canary" in n or "prod" in n}
     assert left == set()
     assert {"istio-sidecar-injector", "istio-validator-istio-system", "istiod-default-validator"} <= webhook_names()
-    mesh_helm.install("istiod-canary", CHARTS / "istiod", namespace=ISTIO_NS, wait=False,
-                      set_values={"revision": "canary"})
+    mesh_helm.install(
+        "istiod-canary", CHARTS / "istiod", namespace=ISTIO_NS, wait=False, set_values={"revision": "canary"}
+    )
 
 
 def _objects_of(kube: Kube, rendered: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     return sorted((o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in rendered)
 
 
-def test_installed_objects_are_exactly_the_rendered_ones(control_plane: ControlPlane, mesh_helm: Helm,
-                                                        kube: Kube) -> None:
+def test_installed_objects_are_exactly_the_rendered_ones(
+    control_plane: ControlPlane, mesh_helm: Helm, kube: Kube
+) -> None:
     manifest = mesh_helm.run(["get", "manifest", "istiod", "--namespace", ISTIO_NS])
     rendered = [d for d in yaml.safe_load_all(manifest) if d]
     from kubernetes.dynamic import DynamicClient
@@ -178,14 +200,18 @@ def test_installed_objects_are_exactly_the_rendered_ones(control_plane: ControlP
     dyn = DynamicClient(kube.api_client)
     for obj in rendered:
         api = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-        live = api.get(name=obj["metadata"]["name"], namespace=obj["metadata"].get("namespace", ISTIO_NS)
-                       if api.namespaced else None).to_dict()
+        live = api.get(
+            name=obj["metadata"]["name"],
+            namespace=obj["metadata"].get("namespace", ISTIO_NS) if api.namespaced else None,
+        ).to_dict()
         for key, value in (obj["metadata"].get("labels") or {}).items():
             assert live["metadata"]["labels"].get(key) == value, (obj["kind"], obj["metadata"]["name"], key)
         if obj["kind"] in ("ConfigMap",):
             assert live["data"] == obj["data"], obj["metadata"]["name"]
         if obj["kind"] == "Deployment":
             assert live["spec"]["selector"] == obj["spec"]["selector"]
-            assert live["spec"]["template"]["spec"]["containers"][0]["image"] == \
-                obj["spec"]["template"]["spec"]["containers"][0]["image"]
+            assert (
+                live["spec"]["template"]["spec"]["containers"][0]["image"]
+                == obj["spec"]["template"]["spec"]["containers"][0]["image"]
+            )
     assert len(rendered) >= 15

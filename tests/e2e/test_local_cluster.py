@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -61,6 +62,21 @@ def _processes_mentioning(text: str) -> dict[int, str]:
     return found
 
 
+def _listen_addresses(ports: set[int]) -> set[str]:
+    """Local addresses of the LISTEN sockets on `ports`, from /proc/net/tcp (IPv4) and tcp6."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, port = fields[1].rsplit(":", 1)
+            if fields[3] == "0A" and int(port, 16) in ports:
+                if len(address) == 8:
+                    found.add(".".join(str(b) for b in reversed(bytes.fromhex(address))))
+                else:
+                    found.add(f"ipv6:{address}")
+    return found
+
+
 def _deployment(name: str, replicas: int) -> client.V1Deployment:
     labels = {"app": name}
     return client.V1Deployment(
@@ -102,6 +118,7 @@ def test_local_cluster_runs_a_deployment_then_goes_down_leaving_no_process_or_po
         ports = local.ports(name)
         assert set(pids) == set(cluster.LOCAL_COMPONENTS)
         assert set(ports.values()) <= cluster.listening_ports()
+        assert _listen_addresses(set(ports.values())) == {"127.0.0.1"}, "components must listen on loopback only"
 
         api = config.new_client_from_config(config_file=str(up.kubeconfig))
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
@@ -134,12 +151,42 @@ def test_local_cluster_runs_a_deployment_then_goes_down_leaving_no_process_or_po
         )
         api.close()
     finally:
-        cluster.down(name, timeout=60)
+        said: list[str] = []
+        cluster.down(name, timeout=60, say=said.append)
 
+    assert said[-1].endswith("none of its 5 processes and 6 ports is left"), said
     assert {c: p for c, p in pids.items() if cluster.pid_alive(p)} == {}
     assert set(ports.values()) & cluster.listening_ports() == set()
     assert _processes_mentioning(str(local.cluster_dir(name))) == {}
     assert not local.cluster_dir(name).exists()
+
+
+def test_two_clusters_brought_up_at_once_get_their_own_ports_and_both_become_ready() -> None:
+    names = [_unique("e2e"), _unique("e2e")]
+    local = cluster.Local()
+    errors: list[BaseException] = []
+
+    def bring_up(name: str) -> None:
+        try:
+            cluster.up(name, timeout=120)
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=bring_up, args=(name,)) for name in names]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        first, second = (set(local.ports(name).values()) for name in names)
+        assert len(first) == len(second) == 6
+        assert first.isdisjoint(second)
+        for name in names:
+            cluster.wait_ready(local.kubeconfig(name), nodes=2, timeout=10)
+    finally:
+        for name in names:
+            cluster.down(name, timeout=60)
 
 
 def test_up_on_a_port_in_use_fails_naming_the_port_and_starts_nothing() -> None:
@@ -168,6 +215,18 @@ def local_cluster() -> Iterator[cluster.Cluster]:
     up = cluster.up(name, timeout=120)
     yield up
     cluster.down(name, timeout=60)
+
+
+def test_up_of_a_cluster_that_is_already_up_returns_it_without_starting_another(
+    local_cluster: cluster.Cluster,
+) -> None:
+    local = cluster.Local()
+    pids = local.pids(local_cluster.name)
+    said: list[str] = []
+    again = cluster.up(local_cluster.name, timeout=30, say=said.append)
+    assert again == local_cluster
+    assert local.pids(local_cluster.name) == pids
+    assert said == [f"local cluster {local_cluster.name} already exists; waiting for it to be ready"]
 
 
 def test_kubectl_reports_server_v1_36_3(local_cluster: cluster.Cluster) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import CHARTS, REPO, Helm, find, kinds
+from tests.render.conftest import CHARTS, REPO, Helm, find, kinds
 
 REFERENCE = REPO.parent / "shared" / "reference"
 NS = "istio-system"
