@@ -233,5 +233,7 @@ def test_extra_stages_reach_kwok_controller_through_a_components_patch_not_kwokc
 def test_a_local_cluster_without_extra_stages_reads_no_config_from_stdin(tmp_path: Path) -> None:
     local = cluster.Local(tmp_path)
     binaries = {name: tmp_path / name for name in ("kwokctl", "kwok", "etcd", *cluster.tools.KUBERNETES_COMPONENTS)}
-    assert "--config" not in local.create_argv("x", binaries, api_port=None)
+    argv = local.create_argv("x", binaries, api_port=None)
+    assert "-" not in argv  # only the loopback-binding config file, nothing read from stdin
+    assert argv.count("--config") == 1
     assert local.kwokctl_config() is None
