@@ -1,0 +1,89 @@
+"""The gateway chart on a real API server, behind the injection webhook: Deployment and DaemonSet become
+ready, the Service gets its address and ports, HPA and PDB are accepted, and the restricted Pod Security
+Standard admits the pods."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshcharts.testing import waits
+from meshcharts.testing.admission import AdmissionRecorder
+from meshcharts.testing.plugin import Kube
+from meshcharts.testing.releases import ReleaseFactory
+from tests.e2e.conftest import CHARTS, ControlPlane
+
+GATEWAY = CHARTS / "gateway"
+
+
+def test_deployment_gateway_becomes_available_behind_the_injector_with_its_service_address(
+    control_plane: ControlPlane, releases: ReleaseFactory, kube: Kube, recorder: AdmissionRecorder, mesh_namespace: str
+) -> None:
+    releases.install("istio-ingressgateway", GATEWAY, values={"podDisruptionBudget": {"enabled": True}})
+    deployment = waits.deployment_available(kube.apps, mesh_namespace, "istio-ingressgateway")
+    assert deployment.spec.selector.match_labels == {"app": "istio-ingressgateway", "istio": "ingressgateway"}
+    injected = recorder.requests(path="/inject/default", kind="Pod", namespace=mesh_namespace)
+    assert injected and all(r.labels.get("istio") == "ingressgateway" for r in injected)
+    address = waits.service_address(kube.core, mesh_namespace, "istio-ingressgateway")
+    service = kube.core.read_namespaced_service("istio-ingressgateway", mesh_namespace)
+    assert address and [(p.name, p.port) for p in service.spec.ports] == [
+        ("status-port", 15021),
+        ("http2", 80),
+        ("https", 443),
+    ]
+    hpa = kube.autoscaling.read_namespaced_horizontal_pod_autoscaler("istio-ingressgateway", mesh_namespace)
+    assert (hpa.spec.min_replicas, hpa.spec.max_replicas) == (1, 5)
+    pdb = kube.policy.read_namespaced_pod_disruption_budget("istio-ingressgateway", mesh_namespace)
+    assert pdb.spec.min_available == 1
+
+
+def test_daemonset_gateway_runs_a_ready_pod_per_node(
+    control_plane: ControlPlane, releases: ReleaseFactory, kube: Kube, mesh_namespace: str
+) -> None:
+    releases.install("edge", GATEWAY, values={"kind": "DaemonSet", "service": {"type": "ClusterIP"}})
+    daemonset = waits.daemonset_ready(kube.apps, mesh_namespace, "edge")
+    assert daemonset.status.number_ready == len(kube.core.list_node().items) == 2
+
+
+@pytest.mark.namespace_labels({"pod-security.kubernetes.io/enforce": "restricted"})
+def test_gateway_pods_pass_the_restricted_pod_security_standard(
+    control_plane: ControlPlane, releases: ReleaseFactory, kube: Kube, mesh_namespace: str
+) -> None:
+    releases.install("secure", GATEWAY, values={"service": {"type": "ClusterIP"}})
+    waits.deployment_available(kube.apps, mesh_namespace, "secure")
+
+
+@pytest.mark.namespace_labels({"pod-security.kubernetes.io/enforce": "restricted"})
+def test_the_restricted_standard_really_is_enforced_here(
+    control_plane: ControlPlane, releases: ReleaseFactory, kube: Kube, mesh_namespace: str
+) -> None:
+    """The control for the test above: a privileged container security context is refused."""
+    releases.install(
+        "loose",
+        GATEWAY,
+        values={"service": {"type": "ClusterIP"}, "containerSecurityContext": {"privileged": True}},
+        wait=False,
+    )
+    waits.wait_until(
+        lambda: any("forbidden" in (e.message or "") for e in kube.core.list_namespaced_event(mesh_namespace).items),
+        condition="a FailedCreate event naming the violated standard",
+        timeout=30,
+    )
+    assert kube.apps.read_namespaced_deployment("loose", mesh_namespace).status.ready_replicas is None
+
+
+def test_in_place_upgrade_keeps_the_service_address_cluster_ip_and_node_ports(
+    control_plane: ControlPlane, releases: ReleaseFactory, kube: Kube, mesh_namespace: str
+) -> None:
+    releases.install("istio-ingressgateway", GATEWAY)
+    address = waits.service_address(kube.core, mesh_namespace, "istio-ingressgateway")
+    before = kube.core.read_namespaced_service("istio-ingressgateway", mesh_namespace)
+    releases.upgrade(
+        "istio-ingressgateway",
+        GATEWAY,
+        values={"service": {"annotations": {"lb": "internal"}}, "autoscaling": {"maxReplicas": 7}},
+    )
+    after = kube.core.read_namespaced_service("istio-ingressgateway", mesh_namespace)
+    assert after.metadata.annotations["lb"] == "internal"
+    assert after.spec.cluster_ip == before.spec.cluster_ip
+    assert [p.node_port for p in after.spec.ports] == [p.node_port for p in before.spec.ports]
+    assert waits.service_address(kube.core, mesh_namespace, "istio-ingressgateway") == address
