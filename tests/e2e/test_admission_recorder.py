@@ -12,7 +12,6 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from meshcharts import cluster
-from meshcharts.errors import ClusterError
 from meshcharts.testing.admission import AdmissionRecorder, RecorderError, patch_ca_bundle, where
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -24,19 +23,13 @@ def _unique(prefix: str) -> str:
 
 # Until the meshcharts plugin offers a session cluster, this module brings up its own local cluster.
 @pytest.fixture(scope="module")
-def kube_api() -> Iterator[client.ApiClient]:
-    try:
-        cluster.Local().binaries()
-    except ClusterError as err:
-        pytest.skip(f"requires the built toolchain for a local cluster: {err}")
-    name = _unique("admission")
-    up = cluster.up(name, timeout=120)
-    api = config.new_client_from_config(config_file=str(up.kubeconfig))
+def kube_api(mesh_cluster: cluster.Cluster) -> Iterator[client.ApiClient]:
+    """A client of the plugin's session cluster (the recorder only needs an API server on this host)."""
+    api = config.new_client_from_config(config_file=str(mesh_cluster.kubeconfig))
     try:
         yield api
     finally:
         api.close()
-        cluster.down(name, timeout=60)
 
 
 @pytest.fixture
