@@ -37,3 +37,16 @@ def test_generate_check_exits_0_clean_1_drift_2_bad_spec(tree_copy: Path, capsys
     assert cli.main(["generate", "--check"]) == 2
     assert "generator/specs/gateway.yaml:apiVersion" in capsys.readouterr().err
     assert values.read_text().endswith("extra: 1\n")  # a failed run wrote nothing
+
+
+def test_published_versions_are_exactly_what_charts_pack_to(layout: Layout) -> None:
+    """A chart changed under an already published version would be refused at release; catch it here first."""
+    from meshcharts import package, repo
+
+    for chart in repo.chart_dirs(layout):
+        archive = layout.packages / package.archive_name(package.load_metadata(chart))
+        if archive.exists():
+            assert package.archive_bytes(chart) == archive.read_bytes(), (
+                f"charts/{chart.name} changed but {archive.name} is published: bump the version in "
+                "generator/specs/suite.yaml"
+            )
