@@ -24,6 +24,7 @@ from meshcharts.errors import ClusterError
 from meshcharts.helm import Helm
 from meshcharts.testing import waits
 from meshcharts.testing.releases import ReleaseFactory
+from meshcharts.upgrade import PathResult, write_report
 
 CLUSTER_FIXTURES = ("mesh_cluster", "kube_cluster", "kube_config")
 
@@ -41,6 +42,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption("--kubeconfig", default=None, help="kubeconfig of the cluster for --cluster-provider existing")
     group.addoption("--keep-cluster", action="store_true", help="leave the session cluster running afterwards")
     group.addoption("--cluster-name", default="meshcharts-test", help="name of the session cluster")
+    group.addoption(
+        "--upgrade-report",
+        default=None,
+        metavar="DIR",
+        help="write the upgrade matrix results there as Markdown, HTML and JSON",
+    )
     group.addoption("--helm", choices=("4", "3"), default="4", help="Helm major version the fixtures use")
     group.addoption(
         "--k8s-version",
@@ -207,6 +214,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             text = f"collecting diagnostics failed: {err}"
         report.sections.append(("meshcharts diagnostics", text))
     return report
+
+
+_UPGRADE_RESULTS = pytest.StashKey[list[PathResult]]()
+
+
+@pytest.fixture(scope="session")
+def upgrade_results(pytestconfig: pytest.Config) -> list[PathResult]:
+    """Upgrade tests append one PathResult per path; the session writes them with --upgrade-report DIR."""
+    return pytestconfig.stash.setdefault(_UPGRADE_RESULTS, [])
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    results = session.config.stash.get(_UPGRADE_RESULTS, [])
+    target = session.config.getoption("--upgrade-report", None)
+    if results and target:
+        write_report(results, Path(target))
 
 
 __all__ = ["Kube", "kube_for", "waits"]

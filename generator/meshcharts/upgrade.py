@@ -1,0 +1,127 @@
+"""The upgrade matrix: which published versions to upgrade from, and the report of how each path went.
+
+Paths come from index.yaml, never from git history: for each chart, every published patch of the
+working tree's minor version and the newest patch of each earlier minor, each upgraded to charts/.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import semver
+
+MODES = ("same-values", "reuse-values", "reset-then-reuse-values")
+
+
+@dataclass(frozen=True)
+class UpgradePath:
+    chart: str
+    from_version: str
+    to_version: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.chart}-{self.from_version}-to-{self.to_version}"
+
+
+def select_versions(published: Iterable[str], current: str) -> list[str]:
+    """All patches of `current`'s minor (below or equal to it), plus the newest patch of each earlier minor.
+
+    Pre-releases are left out: users upgrade from what `helm install` picks by default.
+    """
+    now = semver.Version.parse(current)
+    parsed = sorted({semver.Version.parse(v) for v in published}, reverse=True)
+    picked: list[semver.Version] = []
+    newest_of_minor: set[tuple[int, int]] = set()
+    for v in parsed:
+        if v.prerelease or v > now:
+            continue
+        if (v.major, v.minor) == (now.major, now.minor):
+            picked.append(v)
+        elif (v.major, v.minor) not in newest_of_minor:
+            newest_of_minor.add((v.major, v.minor))
+            picked.append(v)
+    return [str(v) for v in picked]
+
+
+def matrix(index: Mapping[str, Any], current: Mapping[str, str]) -> list[UpgradePath]:
+    """Upgrade paths for every chart in `current` (name -> working-tree version) from the index's entries."""
+    paths = []
+    for chart, version in sorted(current.items()):
+        published = [str(e["version"]) for e in index.get("entries", {}).get(chart, [])]
+        for old in select_versions(published, version):
+            paths.append(UpgradePath(chart, old, version))
+    return paths
+
+
+@dataclass(frozen=True)
+class PathResult:
+    chart: str
+    from_version: str
+    to_version: str
+    scenario: str
+    mode: str
+    helm: str
+    outcome: str  # passed, failed, skipped
+    seconds: float
+    detail: str = ""
+
+
+def write_report(results: Iterable[PathResult], directory: Path) -> tuple[Path, Path, Path]:
+    """upgrade-report.md (README, CI summary), upgrade-report.html and upgrade-report.json in `directory`."""
+    rows = sorted(results, key=lambda r: (r.chart, r.from_version, r.scenario, r.mode, r.helm))
+    directory.mkdir(parents=True, exist_ok=True)
+    passed = sum(r.outcome == "passed" for r in rows)
+    total = sum(r.seconds for r in rows)
+    header = ("chart", "from", "to", "values", "upgrade", "helm", "result", "seconds")
+    md = [
+        f"**Upgrade matrix**: {passed}/{len(rows)} paths passed in {total:.1f} s",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for r in rows:
+        outcome = r.outcome if r.outcome == "passed" else f"**{r.outcome}**"
+        md.append(
+            f"| {r.chart} | {r.from_version} | {r.to_version} | {r.scenario} | {r.mode} | {r.helm} | "
+            f"{outcome} | {r.seconds:.1f} |"
+        )
+    md_path = directory / "upgrade-report.md"
+    md_path.write_text("\n".join(md) + "\n")
+    cells = "".join(
+        "<tr class='{}'>{}</tr>".format(
+            html.escape(r.outcome),
+            "".join(
+                f"<td>{html.escape(str(v))}</td>"
+                for v in (
+                    r.chart,
+                    r.from_version,
+                    r.to_version,
+                    r.scenario,
+                    r.mode,
+                    r.helm,
+                    r.outcome,
+                    f"{r.seconds:.1f}",
+                )
+            ),
+        )
+        for r in rows
+    )
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>meshcharts upgrade matrix</title>"
+        "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+        "padding:2px 8px}tr.failed{background:#fdd}tr.passed{background:#efe}</style></head><body>"
+        f"<h1>Upgrade matrix</h1><p>{passed}/{len(rows)} paths passed in {total:.1f} s</p><table><tr>"
+        + "".join(f"<th>{h}</th>" for h in header)
+        + f"</tr>{cells}</table></body></html>\n"
+    )
+    html_path = directory / "upgrade-report.html"
+    html_path.write_text(page)
+    json_path = directory / "upgrade-report.json"
+    json_path.write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+    return md_path, html_path, json_path

@@ -1,0 +1,269 @@
+"""Every published version upgraded to the working tree, the way users upgrade: from the repository,
+with their values, then with --reuse-values and --reset-then-reuse-values, and back with rollback.
+
+Paths come from index.yaml (tests/upgrade/conftest.py). Each path asserts that the upgrade succeeds,
+no workload selector changed, workloads rolled and are Available, CRDs hold the working tree's
+schemas, users' resources survived, the webhook configurations are exactly the release's (none
+stale, none missing), and that `helm rollback` to the published version works.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from meshcharts import upgrade
+from meshcharts.helm import Helm
+from meshcharts.testing import waits
+from meshcharts.testing.admission import AdmissionRecorder, patch_ca_bundle
+from meshcharts.testing.plugin import Kube
+from tests.e2e.conftest import BASE_RELEASE, CHARTS, base_values, istiod_values
+from tests.e2e.test_base import uninstall_base_and_crds
+from tests.upgrade.conftest import REPO, published_matrix
+
+SCENARIOS = {
+    chart: sorted(p.stem for p in (REPO / "ci" / "values" / chart).glob("*.yaml"))
+    for chart in ("base", "istiod", "gateway")
+}
+CASES = [
+    pytest.param(path, scenario, mode, id=f"{path.id}-{scenario}-{mode}")
+    for path in published_matrix()
+    for scenario in SCENARIOS.get(path.chart, ["default"])
+    for mode in upgrade.MODES
+]
+WORKLOADS = ("Deployment", "DaemonSet")
+WEBHOOK_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+
+
+def scenario_values(chart: str, scenario: str, recorder: AdmissionRecorder, namespace: str) -> dict[str, Any]:
+    values: dict[str, Any] = yaml.safe_load((REPO / "ci" / "values" / chart / f"{scenario}.yaml").read_text()) or {}
+    if chart == "base":
+        values = {**values, **base_values(recorder)}
+    if chart == "istiod":
+        values.setdefault("global", {})["istioNamespace"] = namespace
+        values.update({k: v for k, v in istiod_values(recorder).items() if k != "revision"})
+    return values
+
+
+def manifest_objects(helm: Helm, release: str, namespace: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(helm.run(["get", "manifest", release, "--namespace", namespace])) if d]
+
+
+def live_selectors(kube: Kube, objects: list[dict[str, Any]], namespace: str) -> dict[str, Any]:
+    selectors: dict[str, Any] = {}
+    for obj in objects:
+        name, kind = obj["metadata"]["name"], obj["kind"]
+        if kind == "Deployment":
+            selectors[f"{kind}/{name}"] = kube.apps.read_namespaced_deployment(name, namespace).spec.selector.to_dict()
+        elif kind == "DaemonSet":
+            selectors[f"{kind}/{name}"] = kube.apps.read_namespaced_daemon_set(name, namespace).spec.selector.to_dict()
+        elif kind == "Service":
+            selectors[f"{kind}/{name}"] = kube.core.read_namespaced_service(name, namespace).spec.selector
+    return selectors
+
+
+def release_webhooks(kube: Kube, release: str, namespace: str) -> set[tuple[str, str]]:
+    """Webhook configurations in the cluster that carry this release's ownership annotations."""
+    found = set()
+    for kind, items in (
+        ("MutatingWebhookConfiguration", kube.admission.list_mutating_webhook_configuration().items),
+        ("ValidatingWebhookConfiguration", kube.admission.list_validating_webhook_configuration().items),
+    ):
+        for item in items:
+            ann = item.metadata.annotations or {}
+            if (
+                ann.get("meta.helm.sh/release-name") == release
+                and ann.get("meta.helm.sh/release-namespace") == namespace
+            ):
+                found.add((kind, item.metadata.name))
+    return found
+
+
+def trust(kube: Kube, recorder: AdmissionRecorder, objects: list[dict[str, Any]]) -> None:
+    for obj in objects:
+        if obj["kind"] in WEBHOOK_KINDS and any("url" in w.get("clientConfig", {}) for w in obj.get("webhooks", [])):
+            patch_ca_bundle(kube.api_client, obj["kind"], obj["metadata"]["name"], recorder)
+
+
+def wait_workloads(kube: Kube, objects: list[dict[str, Any]], namespace: str) -> None:
+    for obj in objects:
+        if obj["kind"] == "Deployment":
+            waits.deployment_available(kube.apps, namespace, obj["metadata"]["name"], timeout=60)
+        elif obj["kind"] == "DaemonSet":
+            waits.daemonset_ready(kube.apps, namespace, obj["metadata"]["name"], timeout=60)
+
+
+def create_user_resources(kube: Kube, chart: str, namespace: str) -> list[tuple[str, str]]:
+    """What users have in the cluster while they upgrade: Istio resources, a labelled namespace."""
+    made = []
+    vs = {
+        "apiVersion": "networking.istio.io/v1beta1",
+        "kind": "VirtualService",
+        "metadata": {"name": "users-vs"},
+        "spec": {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews"}}]}]},
+    }
+    kube.custom.create_namespaced_custom_object("networking.istio.io", "v1beta1", namespace, "virtualservices", vs)
+    made.append(("virtualservices", "users-vs"))
+    if chart == "base":
+        wasm = {
+            "apiVersion": "extensions.istio.io/v1alpha1",
+            "kind": "WasmPlugin",
+            "metadata": {"name": "users-wasm"},
+            "spec": {"url": "oci://example.com/filter:1", "phase": "AUTHN"},
+        }
+        kube.custom.create_namespaced_custom_object("extensions.istio.io", "v1alpha1", namespace, "wasmplugins", wasm)
+        made.append(("wasmplugins", "users-wasm"))
+    return made
+
+
+def user_resources_intact(kube: Kube, namespace: str, made: list[tuple[str, str]]) -> None:
+    for plural, name in made:
+        group, version = {
+            "virtualservices": ("networking.istio.io", "v1beta1"),
+            "wasmplugins": ("extensions.istio.io", "v1alpha1"),
+        }[plural]
+        obj = kube.custom.get_namespaced_custom_object(group, version, namespace, plural, name)
+        assert obj["metadata"]["name"] == name
+
+
+def crds_match_working_tree(helm: Helm, kube: Kube) -> None:
+    rendered = yaml.safe_load_all(
+        helm.template(
+            "x",
+            CHARTS / "base",
+            namespace=BASE_RELEASE[1],
+            extra=("--show-only", "templates/customresourcedefinition.yaml"),
+        )
+    )
+    for crd in (d for d in rendered if d):
+        live = kube.api_client.sanitize_for_serialization(
+            kube.ext.read_custom_resource_definition(crd["metadata"]["name"])
+        )
+        assert [v["name"] for v in live["spec"]["versions"]] == [v["name"] for v in crd["spec"]["versions"]]
+        for want, have in zip(crd["spec"]["versions"], live["spec"]["versions"], strict=True):
+            assert have["schema"] == want["schema"], f"{crd['metadata']['name']} {want['name']} schema not upgraded"
+
+
+@pytest.fixture
+def base_slate(mesh_helm: Helm, kube: Kube) -> Iterator[None]:
+    uninstall_base_and_crds(mesh_helm, kube)
+    yield
+    uninstall_base_and_crds(mesh_helm, kube)
+
+
+@pytest.mark.parametrize(("path", "scenario", "mode"), CASES)
+def test_upgrade_path(
+    request: pytest.FixtureRequest,
+    path: upgrade.UpgradePath,
+    scenario: str,
+    mode: str,
+    mesh_helm: Helm,
+    kube: Kube,
+    recorder: AdmissionRecorder,
+    chart_repo: str,
+    mesh_namespace: str,
+    tmp_path: Path,
+    upgrade_results: list[upgrade.PathResult],
+) -> None:
+    start = time.monotonic()
+    outcome = "failed"
+    try:
+        if path.chart == "base":
+            request.getfixturevalue("base_slate")
+            release, namespace = BASE_RELEASE
+        else:
+            request.getfixturevalue("control_plane" if path.chart == "gateway" else "istio_base")
+            release, namespace = f"upgrade-{path.chart}", mesh_namespace
+        run_path(
+            path, scenario, mode, release, namespace, mesh_helm, kube, recorder, chart_repo, mesh_namespace, tmp_path
+        )
+        outcome = "passed"
+    finally:
+        upgrade_results.append(
+            upgrade.PathResult(
+                path.chart,
+                path.from_version,
+                path.to_version,
+                scenario,
+                mode,
+                f"helm{mesh_helm.major}",
+                outcome,
+                time.monotonic() - start,
+            )
+        )
+
+
+def run_path(
+    path: upgrade.UpgradePath,
+    scenario: str,
+    mode: str,
+    release: str,
+    namespace: str,
+    helm: Helm,
+    kube: Kube,
+    recorder: AdmissionRecorder,
+    chart_repo: str,
+    user_namespace: str,
+    tmp_path: Path,
+) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump(scenario_values(path.chart, scenario, recorder, namespace)))
+    helm.install(
+        release,
+        path.chart,
+        namespace=namespace,
+        version=path.from_version,
+        values=[values],
+        wait=True,
+        timeout=120,
+        extra=("--repo", chart_repo),
+    )
+    try:
+        old = manifest_objects(helm, release, namespace)
+        trust(kube, recorder, old)
+        wait_workloads(kube, old, namespace)
+        selectors = live_selectors(kube, old, namespace)
+        made = create_user_resources(kube, path.chart, user_namespace)
+
+        flags = {
+            "same-values": ["--values", str(values)],
+            "reuse-values": ["--reuse-values"],
+            "reset-then-reuse-values": ["--reset-then-reuse-values"],
+        }[mode]
+        helm.upgrade(release, CHARTS / path.chart, namespace=namespace, wait=True, timeout=120, extra=tuple(flags))
+        new = manifest_objects(helm, release, namespace)
+        trust(kube, recorder, new)
+        assert live_selectors(kube, new, namespace) == {
+            k: v for k, v in selectors.items() if k in live_selectors(kube, new, namespace)
+        }
+        wait_workloads(kube, new, namespace)
+        assert release_webhooks(kube, release, namespace) == {
+            (o["kind"], o["metadata"]["name"]) for o in new if o["kind"] in WEBHOOK_KINDS
+        }
+        user_resources_intact(kube, user_namespace, made)
+        if path.chart == "base":
+            crds_match_working_tree(helm, kube)
+
+        helm.rollback(release, 1, namespace=namespace, wait=True, timeout=120)
+        rolled = manifest_objects(helm, release, namespace)
+        assert {(o["kind"], o["metadata"]["name"]) for o in rolled} == {(o["kind"], o["metadata"]["name"]) for o in old}
+        assert live_selectors(kube, rolled, namespace) == selectors
+        assert release_webhooks(kube, release, namespace) == {
+            (o["kind"], o["metadata"]["name"]) for o in old if o["kind"] in WEBHOOK_KINDS
+        }
+        user_resources_intact(kube, user_namespace, made)
+    finally:
+        helm.uninstall(release, namespace=namespace, wait=True, timeout=120)
+
+
+def test_the_matrix_covers_every_published_version_of_every_chart() -> None:
+    paths = published_matrix()
+    index = yaml.safe_load((REPO / "index.yaml").read_text())
+    for chart, entries in index["entries"].items():
+        assert {p.from_version for p in paths if p.chart == chart} == {e["version"] for e in entries}
+    assert CASES, "no upgrade path: nothing is published yet"
