@@ -39,6 +39,25 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_lint(args: argparse.Namespace) -> int:
+    from meshcharts import lint
+    from meshcharts.errors import LintError
+    from meshcharts.helm import Helm
+    from meshcharts.paths import find_root
+    from meshcharts.spec import CHART_NAMES
+
+    charts = [args.chart] if args.chart else list(CHART_NAMES)
+    report = lint.run(find_root(), charts=charts, helm=Helm(major=args.helm))
+    for line in report.compared:
+        _say(f"compared {line}")
+    for note in report.notes:
+        _say(f"note: {note}")
+    if report.findings:
+        raise LintError(report.findings)
+    _say(f"lint: no findings in {', '.join(charts)}")
+    return 0
+
+
 def _progress_line(event: Progress) -> None:
     _say(f"  {event}")
 
@@ -277,6 +296,16 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="render generator/specs into charts/")
     gen.add_argument("--check", action="store_true", help="only diff a fresh render against charts/")
     gen.set_defaults(handler=_cmd_generate)
+
+    from meshcharts.spec import CHART_NAMES
+
+    lint_cmd = sub.add_parser(
+        "lint",
+        help="static gate: value usage, charts/ against the specs, upgrade compatibility with every published version",
+    )
+    lint_cmd.add_argument("--chart", choices=CHART_NAMES, help="lint only this chart (default: all)")
+    lint_cmd.add_argument("--helm", type=int, choices=(4, 3), default=4, help="Helm major version (default 4)")
+    lint_cmd.set_defaults(handler=_cmd_lint)
 
     from meshcharts.tools import DEFAULT_KUBERNETES
 

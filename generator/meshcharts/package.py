@@ -108,6 +108,20 @@ def read_archive(path: Path) -> Archive:
     return Archive(path, str(metadata["name"]), str(metadata["version"]), hashlib.sha256(data).hexdigest(), metadata)
 
 
+def archive_file(path: Path, rel: str) -> bytes | None:
+    """The bytes of `<chart>/<rel>` inside a chart archive, or None when the archive has no such file."""
+    try:
+        with tarfile.open(path, mode="r:gz") as tar:
+            for member in tar.getmembers():
+                if member.isfile() and member.name.count("/") >= 1 and member.name.split("/", 1)[1] == rel:
+                    handle = tar.extractfile(member)
+                    assert handle is not None
+                    return handle.read()
+    except (OSError, tarfile.TarError, EOFError) as err:
+        raise RepoError(f"{path}: not a readable chart archive: {err}") from err
+    return None
+
+
 def write_bytes_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

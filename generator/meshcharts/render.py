@@ -391,22 +391,35 @@ def check_value_usage(chart: ChartSpec, files: Mapping[str, str]) -> list[Proble
     return problems
 
 
-def render_all(model: Model) -> dict[str, str]:
-    """Every generated file under charts/, keyed by path relative to charts/, plus the manifest."""
+def render_tree(model: Model) -> tuple[dict[str, str], list[Problem]]:
+    """Every file under charts/ plus the manifest, and the value-usage problems found on the way.
+
+    A template that fails to render raises SpecError (there is no tree to compare); value-usage
+    problems are returned so `meshcharts lint` can report them beside the drift. `render_all` refuses both.
+    """
     files: dict[str, str] = {}
+    failures: list[Problem] = []
     problems: list[Problem] = []
     for chart in model.charts:
         try:
             chart_files = render_chart(model, chart)
         except TemplateFailure as failure:
-            problems.append(failure.problem())
+            failures.append(failure.problem())
             continue
         problems.extend(check_value_usage(chart, chart_files))
         files.update({f"{chart.name}/{p}": t for p, t in chart_files.items()})
+    if failures:
+        raise SpecError(failures + problems)
+    files[MANIFEST] = f"# {GENERATED}\n" + "".join(f"{p}\n" for p in sorted(files))
+    return dict(sorted(files.items())), problems
+
+
+def render_all(model: Model) -> dict[str, str]:
+    """Every generated file under charts/, keyed by path relative to charts/, plus the manifest."""
+    files, problems = render_tree(model)
     if problems:
         raise SpecError(problems)
-    files[MANIFEST] = f"# {GENERATED}\n" + "".join(f"{p}\n" for p in sorted(files))
-    return dict(sorted(files.items()))
+    return files
 
 
 def suite_summary(suite: Suite) -> str:

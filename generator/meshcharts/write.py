@@ -63,7 +63,11 @@ def generate(layout: Layout) -> list[str]:
 
 def check(layout: Layout) -> str:
     """A unified diff from charts/ to a fresh render; empty when they match."""
-    files = rendered(layout)
+    return diff(layout, rendered(layout))
+
+
+def diff(layout: Layout, files: dict[str, str]) -> str:
+    """A unified diff from charts/ to `files` (paths relative to charts/); empty when they match."""
     chunks: list[str] = []
     expected = set(files) | set(_previous_manifest(layout.charts))
     for rel in sorted(expected):

@@ -1,0 +1,194 @@
+"""`meshcharts lint` as CI runs it: clean on this repository, and naming every break in a deliberately broken copy.
+
+The broken copy changes the generator the way a careless branch would (the gateway selector helper, a CRD
+field, a Service port name, a values key), regenerates charts/ with `meshcharts generate`, then declares a
+value no template reads without regenerating. Run with `-s` to see the output a maintainer gets.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.render.conftest import Helm
+
+REPO = Path(__file__).resolve().parents[2]
+GENERATOR = REPO / "generator"
+COPIED = ("charts", "generator", "packages", "index.yaml", "ci")
+
+
+def meshcharts(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(GENERATOR), "MESHCHARTS_ROOT": str(root)}
+    return subprocess.run(
+        [sys.executable, "-m", "meshcharts.cli", *args], cwd=root, env=env, capture_output=True, text=True, check=False
+    )
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, f"{path}: expected {old!r} once; the test's edit no longer applies"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def test_lint_of_the_repository_compares_every_published_chart_and_is_clean(helm4: Helm) -> None:
+    result = meshcharts(REPO, "lint")
+    assert result.returncode == 0, result.stderr
+    for chart in ("base", "istiod", "gateway"):
+        assert f"compared {chart} 1.12.0 -> working tree (default values" in result.stderr
+    assert "values ci/values/gateway/daemonset.yaml" in result.stderr
+    assert "values ci/values/istiod/revision-canary.yaml" in result.stderr
+    assert "lint: no findings in base, istiod, gateway" in result.stderr
+
+
+def test_lint_with_an_unknown_chart_is_bad_usage() -> None:
+    result = meshcharts(REPO, "lint", "--chart", "ingress")
+    assert result.returncode == 2
+    assert "invalid choice: 'ingress'" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory: pytest.TempPathFactory, helm4: Helm) -> Path:
+    root = tmp_path_factory.mktemp("broken") / "meshcharts"
+    root.mkdir()
+    for name in COPIED:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, root / name)
+    templates, specs = root / "generator" / "templates", root / "generator" / "specs"
+    # The selector helper drops trimPrefix: istio=istio-ingressgateway instead of ingressgateway.
+    edit(templates / "gateway/templates/_helpers.tpl.j2", '| trimPrefix "istio-" }}', "}}")
+    # WasmPlugin loses spec.sha256.
+    edit(specs / "crds/wasmplugin.yaml", "  sha256: string\n", "")
+    # The http2 port becomes http.
+    edit(specs / "gateway.yaml", "{name: http2, port: 80,", "{name: http, port: 80,")
+    # podDisruptionBudget.unhealthyPodEvictionPolicy goes, from the spec and the template, with no deprecation.
+    edit(
+        specs / "gateway.yaml",
+        "  podDisruptionBudget.unhealthyPodEvictionPolicy:\n"
+        "    type: string\n"
+        '    enum: ["", IfHealthyBudget, AlwaysAllow]\n'
+        '    default: ""\n'
+        "    doc: Whether unhealthy pods may be evicted regardless of the budget."
+        " Empty leaves the Kubernetes default.\n",
+        "",
+    )
+    edit(
+        templates / "gateway/templates/poddisruptionbudget.yaml.j2",
+        "  {{- with .Values.podDisruptionBudget.unhealthyPodEvictionPolicy }}\n"
+        "  unhealthyPodEvictionPolicy: {{ . }}\n"
+        "  {{- end }}\n",
+        "",
+    )
+    generated = meshcharts(root, "generate")
+    assert generated.returncode == 0, generated.stderr
+    # After generating: a value declared that no template reads, and charts/ now behind the spec.
+    edit(
+        specs / "gateway.yaml",
+        "  service.loadBalancerIP:\n",
+        "  service.sessionAffinity:\n"
+        "    type: string\n"
+        '    default: ""\n'
+        "    doc: Declared by the broken tree and read by no template.\n"
+        "  service.loadBalancerIP:\n",
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def broken_lint(broken: Path) -> subprocess.CompletedProcess[str]:
+    return meshcharts(broken, "lint")
+
+
+def test_broken_tree_fails_lint_with_every_finding_printed(broken_lint: subprocess.CompletedProcess[str]) -> None:
+    print(f"\n$ meshcharts lint   # exit {broken_lint.returncode}\n{broken_lint.stderr}")
+    assert broken_lint.returncode == 1
+    assert "meshcharts lint: 8 finding(s):" in broken_lint.stderr
+
+
+@pytest.mark.parametrize(
+    "finding",
+    [
+        pytest.param(
+            "gateway 1.12.0 -> working tree: Deployment istio-system/istio-ingressgateway spec.selector.matchLabels "
+            "changed: {app: istio-ingressgateway, istio: ingressgateway} -> "
+            "{app: istio-ingressgateway, istio: istio-ingressgateway} "
+            '(immutable: helm upgrade fails with "field is immutable")',
+            id="deployment-selector",
+        ),
+        pytest.param(
+            "gateway 1.12.0 -> working tree [values ci/values/gateway/daemonset.yaml]: "
+            "DaemonSet istio-system/istio-ingressgateway spec.selector.matchLabels changed: "
+            "{app: istio-ingressgateway, istio: ingressgateway} -> "
+            "{app: istio-ingressgateway, istio: istio-ingressgateway}",
+            id="daemonset-selector",
+        ),
+        pytest.param(
+            "gateway 1.12.0 -> working tree: Service istio-system/istio-ingressgateway spec.selector changed: "
+            "{app: istio-ingressgateway, istio: ingressgateway} -> "
+            "{app: istio-ingressgateway, istio: istio-ingressgateway}",
+            id="service-selector",
+        ),
+        pytest.param(
+            "base 1.12.0 -> working tree: CustomResourceDefinition wasmplugins.extensions.istio.io v1alpha1 "
+            "spec.sha256 removed from the schema",
+            id="crd-field",
+        ),
+        pytest.param(
+            "gateway 1.12.0 -> working tree: Service istio-system/istio-ingressgateway "
+            "spec.ports[port=80].name renamed: http2 -> http",
+            id="service-port",
+        ),
+        pytest.param(
+            "gateway 1.12.0 -> working tree: values key podDisruptionBudget.unhealthyPodEvictionPolicy removed or "
+            "renamed without a declared deprecation",
+            id="values-key",
+        ),
+        pytest.param(
+            "generator/specs/gateway.yaml:values.service.sessionAffinity: declared but no template reads it",
+            id="unused-value",
+        ),
+        pytest.param(
+            "charts/: differs from what generator/specs renders in charts/gateway/README.md, "
+            "charts/gateway/values.schema.json, charts/gateway/values.yaml",
+            id="drift",
+        ),
+    ],
+)
+def test_broken_tree_finding_names_chart_object_and_field(
+    broken_lint: subprocess.CompletedProcess[str], finding: str
+) -> None:
+    assert f"\n  {finding}" in broken_lint.stderr, broken_lint.stderr
+
+
+def test_lint_of_one_chart_reports_only_that_chart(broken: Path) -> None:
+    result = meshcharts(broken, "lint", "--chart", "base")
+    assert result.returncode == 1
+    assert "meshcharts lint: 1 finding(s):\n  base 1.12.0 -> working tree: CustomResourceDefinition" in result.stderr
+    assert "gateway" not in result.stderr.split("finding(s):", 1)[1]
+
+
+def test_deprecating_the_removed_key_in_the_spec_clears_that_finding(broken: Path, tmp_path: Path) -> None:
+    root = tmp_path / "meshcharts"
+    shutil.copytree(broken, root)
+    edit(
+        root / "generator/specs/gateway.yaml",
+        "  service.sessionAffinity:\n",
+        "  podDisruptionBudget.unhealthyPodEvictionPolicy:\n"
+        "    type: string\n"
+        '    default: ""\n'
+        "    doc: Whether unhealthy pods may be evicted regardless of the budget.\n"
+        "    deprecated: Ignored since the broken tree; set it on the PodDisruptionBudget yourself.\n"
+        '    readBy: "nothing; kept so values files that set it still install"\n'
+        "  service.sessionAffinity:\n",
+    )
+    result = meshcharts(root, "lint", "--chart", "gateway")
+    assert result.returncode == 1
+    assert "Service istio-system/istio-ingressgateway spec.selector changed" in result.stderr
+    assert "values key podDisruptionBudget.unhealthyPodEvictionPolicy" not in result.stderr
