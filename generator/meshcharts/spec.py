@@ -269,8 +269,22 @@ def _load_suite(c: _Collector, data: Any, where: str) -> Suite:
 _VALUE_KEYS = {"type", "default", "doc", "enum", "minimum", "maximum", "pattern", "deprecated", "schema", "readBy"}
 
 
-def _load_value(c: _Collector, path: str, data: Any, where: str) -> Value | None:
+SUITE_REFERENCES = ("$suite.version", "$suite.hub")
+
+
+def _suite_default(value: Any, suite: Suite | None) -> Any:
+    """`$suite.version` / `$suite.hub` as a default: the images a release points at follow the suite."""
+    if suite is not None and value == "$suite.version":
+        return suite.version
+    if suite is not None and value == "$suite.hub":
+        return suite.hub
+    return value
+
+
+def _load_value(c: _Collector, path: str, data: Any, where: str, suite: Suite | None = None) -> Value | None:
     vw = f"{where}:values.{path}"
+    if isinstance(data, dict) and "default" in data:
+        data = {**data, "default": _suite_default(data["default"], suite)}
     if not _KEY_RE.match(path):
         c.add(vw, "key must be dotted camelCase identifiers (a declared map holds other keys)")
     d = c.mapping(data, vw, _VALUE_KEYS, {"type", "default", "doc"})
@@ -376,7 +390,7 @@ def _check_tree(c: _Collector, declared: list[str], groups: list[Group], where: 
             c.add(f"{where}:groups.{g.path}", "documents a group that holds no declared value")
 
 
-def _load_chart(c: _Collector, data: Any, where: str) -> ChartSpec | None:
+def _load_chart(c: _Collector, data: Any, where: str, suite: Suite | None = None) -> ChartSpec | None:
     _header(c, data, where, "ChartSpec")
     d = c.mapping(data, where, {"apiVersion", "kind", "chart", "values", "groups"}, {"chart", "values"})
     if not d:
@@ -410,7 +424,7 @@ def _load_chart(c: _Collector, data: Any, where: str) -> ChartSpec | None:
         c.add(f"{where}:values", "must be a mapping of dotted keys to declarations")
     else:
         for path, decl in raw_values.items():
-            value = _load_value(c, str(path), decl, where)
+            value = _load_value(c, str(path), decl, where, suite)
             if value is not None:
                 values.append(value)
     groups = []
@@ -471,7 +485,7 @@ def load(layout: Layout) -> Model:
         c.problems.extend(problems)
         if data is None and problems:
             continue
-        chart = _load_chart(c, data, where(path))
+        chart = _load_chart(c, data, where(path), suite)
         if chart is None:
             continue
         if chart.name != name:

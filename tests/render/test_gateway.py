@@ -396,6 +396,7 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"service": {"extraPorts": [{"port": 80, "colour": "red"}]}}, "colour"),
     ({"service": {"externalTrafficPolicy": "Remote"}}, "externalTrafficPolicy"),
     ({"service": {"ipFamilyPolicy": "DualStack"}}, "ipFamilyPolicy"),
+    ({"service": {"internalTrafficPolicy": "Node"}}, "internalTrafficPolicy"),
     ({"service": {"ipFamilies": ["IPv5"]}}, "ipFamilies"),
     ({"service": {"loadBalancerSourceRanges": "10.0.0.0/8"}}, "loadBalancerSourceRanges"),
     ({"service": {"nodePort": 30000}}, "nodePort"),

@@ -105,7 +105,8 @@ def test_values_yaml_holds_every_1_12_istiod_key_with_its_default(helm: Helm) ->
     assert len(rows) == 126
     values = yaml.safe_load((CHARTS / "istiod" / "values.yaml").read_text())
     # Published charts point at the release images, not 1.12's development defaults.
-    release_defaults = {"global.hub": "docker.io/istio", "global.tag": "1.12.0"}
+    suite = yaml.safe_load((REPO / "generator" / "specs" / "suite.yaml").read_text())
+    release_defaults = {"global.hub": suite["hub"], "global.tag": suite["version"]}
     for row in rows:
         node: Any = values
         for part in row["key"].split("."):
@@ -461,6 +462,17 @@ CASES: dict[str, tuple[dict[str, Any], Check]] = {
         ),
     ),
     "PDB off": ({"global": {"defaultPodDisruptionBudget": {"enabled": False}}}, _no_kind("PodDisruptionBudget")),
+    "PDB maxUnavailable": (
+        {"pdb": {"maxUnavailable": 1, "unhealthyPodEvictionPolicy": "AlwaysAllow"}},
+        lambda o: _eq(
+            {k: v for k, v in find(o, "PodDisruptionBudget")["spec"].items() if k != "selector"},
+            {"maxUnavailable": 1, "unhealthyPodEvictionPolicy": "AlwaysAllow"},
+        ),
+    ),
+    "PDB minAvailable percentage": (
+        {"pdb": {"minAvailable": "50%"}},
+        lambda o: _eq(find(o, "PodDisruptionBudget")["spec"]["minAvailable"], "50%"),
+    ),
     "validator off": ({"global": {"configValidation": False}}, _no_kind("ValidatingWebhookConfiguration")),
     "operator manages webhooks": (
         {"global": {"operatorManageWebhooks": True}},
@@ -700,6 +712,8 @@ def test_values_cases_differ_from_the_default_render(helm4: Helm) -> None:
 # bad values, rejected by the schema naming the key
 
 BAD: list[tuple[dict[str, Any], str]] = [
+    ({"pdb": {"unhealthyPodEvictionPolicy": "Never"}}, "unhealthyPodEvictionPolicy"),
+    ({"pdb": {"minAvailable": [1]}}, "minAvailable"),
     ({"revision": "Canary"}, "revision"),
     ({"revision": 12}, "revision"),
     ({"revisionTags": ["Prod"]}, "revisionTags"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tarfile
 from pathlib import Path
@@ -16,6 +17,7 @@ from meshcharts.errors import RepoError
 from meshcharts.paths import Layout
 
 REPO = Path(__file__).resolve().parents[2]
+VERSION = str(yaml.safe_load((REPO / "generator" / "specs" / "suite.yaml").read_text())["version"])
 
 
 def clock(stamp: str = "2026-01-02T03:04:05.000006Z"):  # type: ignore[no-untyped-def]
@@ -68,7 +70,9 @@ def test_a_changed_chart_under_a_published_version_is_refused_and_nothing_is_wri
     before = {p.name: p.read_bytes() for p in tree.packages.iterdir()}
     values = tree.charts / "gateway" / "values.yaml"
     values.write_text(values.read_text().replace("replicaCount: 1", "replicaCount: 2"))
-    with pytest.raises(RepoError, match=r"(?s)gateway-1\.12\.0\.tgz is published with sha256 .*Bump `version`"):
+    with pytest.raises(
+        RepoError, match=rf"(?s)gateway-{re.escape(VERSION)}\.tgz is published with sha256 .*Bump `version`"
+    ):
         repo.package_all(tree)
     assert {p.name: p.read_bytes() for p in tree.packages.iterdir()} == before
 
@@ -76,11 +80,11 @@ def test_a_changed_chart_under_a_published_version_is_refused_and_nothing_is_wri
 def test_index_adds_new_archives_newest_first_with_relative_urls(tree: Layout) -> None:
     repo.package_all(tree)
     result = index.merge(tree.root, sorted(tree.packages.glob("*.tgz")), clock=clock())
-    assert result.written and "gateway-1.12.0" in result.added
+    assert result.written and f"gateway-{VERSION}" in result.added
     data = yaml.safe_load(tree.index.read_text())
     entry = data["entries"]["gateway"][0]
-    assert entry["urls"] == ["packages/gateway-1.12.0.tgz"]
-    assert entry["digest"] == hashlib.sha256((tree.packages / "gateway-1.12.0.tgz").read_bytes()).hexdigest()
+    assert entry["urls"] == [f"packages/gateway-{VERSION}.tgz"]
+    assert entry["digest"] == hashlib.sha256((tree.packages / f"gateway-{VERSION}.tgz").read_bytes()).hexdigest()
     assert entry["created"] == "2026-01-02T03:04:05.000006Z" == data["generated"]
 
 
@@ -89,7 +93,7 @@ def _fake_newer(tree: Layout, version: str) -> Path:
     copy = tree.root / "work" / "gateway"
     shutil.copytree(tree.charts / "gateway", copy, dirs_exist_ok=True)
     chart = copy / "Chart.yaml"
-    chart.write_text(chart.read_text().replace("version: 1.12.0\n", f"version: {version}\n", 1))
+    chart.write_text(chart.read_text().replace(f"version: {VERSION}\n", f"version: {version}\n", 1))
     return package.package(copy, tree.packages).archive
 
 
@@ -106,13 +110,13 @@ def test_merge_keeps_existing_entries_byte_for_byte_and_is_idempotent(tree: Layo
     assert first.lstrip().startswith("{") == (fmt == "json")
     assert not index.merge(tree.root, sorted(tree.packages.glob("*.tgz")), clock=clock("2027-01-01T00:00:00Z")).written
     assert tree.index.read_text() == first
-    _fake_newer(tree, "1.12.1")
+    _fake_newer(tree, "1.12.5")
     _fake_newer(tree, "1.12.10")
     index.merge(tree.root, sorted(tree.packages.glob("*.tgz")), clock=clock("2026-02-02T00:00:00.000000Z"))
     text = tree.index.read_text()
     data = yaml.safe_load(text)
     versions = [e["version"] for e in data["entries"]["gateway"]]
-    assert versions == ["1.12.10", "1.12.1", "1.12.0"]
+    assert versions == ["1.12.10", "1.12.5", VERSION]
     old = data["entries"]["gateway"][-1]
     assert old["created"] == "2026-01-01T00:00:00.000000Z"
     assert data["generated"] == "2026-02-02T00:00:00.000000Z"
@@ -153,7 +157,7 @@ def test_an_archive_whose_digest_differs_from_its_published_entry_is_refused(tre
     repo.package_all(tree)
     index.merge(tree.root, sorted(tree.packages.glob("*.tgz")), clock=clock())
     before = tree.index.read_text()
-    moved = tree.packages / "gateway-1.12.0-copy.tgz"
+    moved = tree.packages / f"gateway-{VERSION}-copy.tgz"
     values = tree.charts / "gateway" / "values.yaml"
     values.write_text(values.read_text() + "# changed\n")
     moved.write_bytes(package.archive_bytes(tree.charts / "gateway"))
@@ -166,7 +170,7 @@ def test_verify_finds_missing_archives_and_changed_bytes(tree: Layout) -> None:
     repo.package_all(tree)
     index.merge(tree.root, sorted(tree.packages.glob("*.tgz")), clock=clock())
     assert index.verify(tree.root) == []
-    (tree.packages / "gateway-1.12.0.tgz").write_bytes(b"tampered")
+    (tree.packages / f"gateway-{VERSION}.tgz").write_bytes(b"tampered")
     base = next(tree.packages.glob("base-*.tgz"), None)
     if base is not None:
         base.unlink()
