@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,9 +75,19 @@ def test_canary_from_the_published_revision_to_the_working_tree(
     kube.core.patch_namespace(mesh_namespace, {"metadata": {"labels": {"istio.io/rev": old_rev}}})
     pod(kube, mesh_namespace, "before-move")
     kube.core.patch_namespace(mesh_namespace, {"metadata": {"labels": {"istio.io/rev": "canary"}}})
+    # The API server matches namespaceSelectors against its namespace cache, which follows the relabel a
+    # moment later; dry-run pods (which reach webhooks without side effects) show when it has.
+    waits.wait_until(
+        lambda: dry_run_reaches(kube, recorder, mesh_namespace, "/inject/canary"),
+        condition="the API server to route the relabelled namespace to canary",
+        timeout=30,
+    )
     pod(kube, mesh_namespace, "after-move")
-    by_path = {r.name: r.path for r in recorder.requests(kind="Pod", namespace=mesh_namespace)}
-    assert by_path == {"before-move": f"/inject/{old_rev}", "after-move": "/inject/canary"}
+    by_path: dict[str, set[str]] = {}
+    for r in recorder.requests(kind="Pod", namespace=mesh_namespace):
+        if not r.dry_run:
+            by_path.setdefault(r.name, set()).add(r.path)
+    assert by_path == {"before-move": {f"/inject/{old_rev}"}, "after-move": {"/inject/canary"}}
 
     mesh_helm.upgrade(
         BASE_RELEASE[0],
@@ -93,6 +104,19 @@ def test_canary_from_the_published_revision_to_the_working_tree(
     dangling = [f"{kind} {name}" for kind, name in labelled_objects(kube) if old_rev in name]
     assert dangling == []
     waits.deployment_available(kube.apps, ns, "istiod-canary")
+
+
+def dry_run_reaches(kube: Kube, recorder: AdmissionRecorder, namespace: str, path: str) -> bool:
+    name = f"probe-{time.monotonic_ns()}"
+    kube.core.create_namespaced_pod(
+        namespace,
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name=name),
+            spec=client.V1PodSpec(containers=[client.V1Container(name="app", image="busybox:1.36")]),
+        ),
+        dry_run="All",
+    )
+    return bool(recorder.requests(path=path, kind="Pod", namespace=namespace, name=name))
 
 
 def labelled_objects(kube: Kube) -> list[tuple[str, str]]:
