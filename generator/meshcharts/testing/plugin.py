@@ -102,7 +102,7 @@ def mesh_cluster(pytestconfig: pytest.Config) -> Iterator[cluster_mod.Cluster]:
     kubeconfig = pytestconfig.getoption("--kubeconfig")
     keep = pytestconfig.getoption("--keep-cluster")
     if provider == "kind" and cluster_mod.container_engine_socket() is None:
-        pytest.skip("requires docker or podman for kind (no container engine socket answers here)")
+        pytest.skip(cluster_mod.KIND_ENGINE_SKIP)
     existed = False
     if provider == "local":
         with contextlib.suppress(ClusterError):
