@@ -10,11 +10,12 @@ from meshcharts.errors import ToolError
 NEEDED = ("kwokctl", "kwok", "etcd", *tools.KUBERNETES_COMPONENTS, "helm", "helm3")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     missing = []
+    k8s_version = config.getoption("--k8s-version")
     for name in NEEDED:
         try:
-            tools.path(name)
+            tools.path(name, k8s_version=k8s_version)
         except ToolError:
             missing.append(name)
     for item in items:
@@ -23,6 +24,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             if missing:
                 item.add_marker(
                     pytest.mark.skip(
-                        reason=f"requires the built toolchain ({', '.join(missing)}): run `meshcharts tools install`"
+                        reason=f"requires the built toolchain ({', '.join(missing)}): run "
+                        f"`meshcharts tools install --k8s-version {k8s_version}`"
                     )
                 )
