@@ -45,7 +45,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--k8s-version",
         default=tools.DEFAULT_KUBERNETES,
-        help=f"Kubernetes version of a local cluster (default {tools.DEFAULT_KUBERNETES})",
+        help="Kubernetes version of the session cluster: a toolchain release for local "
+        f"({', '.join(sorted(tools.KUBERNETES_RELEASES))}), a minor such as 1.33 for kind "
+        f"(default {tools.DEFAULT_KUBERNETES})",
     )
 
 
