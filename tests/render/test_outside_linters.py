@@ -76,6 +76,7 @@ def test_ct_lint_fails_a_chart_whose_chart_yaml_breaks_its_schema(tmp_path: Path
     done = _ct_lint(root, tmp_path)
     assert done.returncode != 0
     assert "✖︎ base" in done.stdout
+    assert "apiVersion 'v9' is not valid" in done.stdout + done.stderr
 
 
 def test_ah_lint_passes_on_the_repository_layout() -> None:
