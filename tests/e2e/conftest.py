@@ -8,12 +8,15 @@ from meshcharts import tools
 from meshcharts.errors import ToolError
 
 NEEDED = ("kwokctl", "kwok", "etcd", *tools.KUBERNETES_COMPONENTS, "helm", "helm3")
+NEEDED_ELSEWHERE = ("helm", "helm3")
+"""On kind or an existing cluster only Helm comes from the toolchain (--k8s-version is then a kind minor)."""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     missing = []
-    k8s_version = config.getoption("--k8s-version")
-    for name in NEEDED:
+    local = config.getoption("--cluster-provider") == "local"
+    k8s_version = config.getoption("--k8s-version") if local else tools.DEFAULT_KUBERNETES
+    for name in NEEDED if local else NEEDED_ELSEWHERE:
         try:
             tools.path(name, k8s_version=k8s_version)
         except ToolError:

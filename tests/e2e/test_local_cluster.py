@@ -25,8 +25,14 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 NEEDED = ("kwokctl", "kwok", "etcd", *tools.KUBERNETES_COMPONENTS, "helm", "helm3")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def local_provider_only(pytestconfig: pytest.Config) -> None:
+    if pytestconfig.getoption("--cluster-provider") != "local":
+        pytest.skip("tests the local provider itself; runs with --cluster-provider local")
+
+
 @pytest.fixture(scope="module")
-def k8s_version(pytestconfig: pytest.Config) -> str:
+def k8s_version(pytestconfig: pytest.Config, local_provider_only: None) -> str:
     """The Kubernetes release these clusters run: the plugin's --k8s-version (CI runs both releases)."""
     return str(pytestconfig.getoption("--k8s-version"))
 
