@@ -90,3 +90,15 @@ def test_ah_lint_passes_on_the_repository_layout() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     for chart in CHARTS:
         assert chart in done.stdout
+
+
+def test_yamllint_passes_on_ci_inputs_workflows_and_chart_metadata() -> None:
+    """The lint workflow's yamllint step, run here the same way."""
+    yamllint = shutil.which("yamllint", path=os.pathsep.join([sysconfig.get_path("scripts"), os.environ["PATH"]]))
+    if yamllint is None:
+        pytest.skip("requires yamllint from PyPI (pip install yamllint)")
+    targets = ["ci/ct.yaml", "ci/yamllint.yaml", "ci/kind", "ci/github", "artifacthub-repo.yml"]
+    targets += [f"charts/{chart}/Chart.yaml" for chart in CHARTS]
+    argv = [yamllint, "--strict", "--config-file", "ci/yamllint.yaml", *targets]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
