@@ -104,6 +104,8 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
             nodes=args.nodes,
             timeout=args.timeout,
             api_port=args.api_port,
+            k8s_version=args.k8s_version,
+            image=args.image,
             say=_say,
         )
         print(up.kubeconfig)
@@ -115,7 +117,7 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
 
 
 def _add_cluster_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from meshcharts import cluster
+    from meshcharts import cluster, tools
 
     cmd = sub.add_parser("cluster", help="bring a cluster for tests or a demo up or down")
     actions = cmd.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
@@ -135,6 +137,15 @@ def _add_cluster_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         if action == "up":
             p.add_argument("--nodes", type=int, default=cluster.DEFAULT_NODES, help="default: %(default)s")
             p.add_argument("--api-port", type=int, help="kube-apiserver port (local; default: a free port)")
+            p.add_argument(
+                "--k8s-version",
+                default=tools.DEFAULT_KUBERNETES,
+                help="Kubernetes version: a toolchain release for local (built with `tools install --k8s-version`), "
+                "a minor (1.N) for kind (default: %(default)s)",
+            )
+            p.add_argument(
+                "--image", help="kindest/node image for every node (kind only; default: ci/kind/node-images.yaml)"
+            )
         if action != "kubeconfig":
             p.add_argument("--timeout", type=float, default=120.0, help="seconds (default: %(default)s)")
         p.set_defaults(handler=_cmd_cluster)
@@ -307,17 +318,24 @@ def build_parser() -> argparse.ArgumentParser:
     lint_cmd.add_argument("--helm", type=int, choices=(4, 3), default=4, help="Helm major version (default 4)")
     lint_cmd.set_defaults(handler=_cmd_lint)
 
-    from meshcharts.tools import DEFAULT_KUBERNETES
+    from meshcharts.tools import DEFAULT_KUBERNETES, KUBERNETES_RELEASES
 
     tools_cmd = sub.add_parser("tools", help="build or find the pinned toolchain (helm, kubectl, kwok, ...)")
     tools_sub = tools_cmd.add_subparsers(dest="tools_command", required=True, metavar="ACTION")
     install = tools_sub.add_parser("install", help="build missing tools into the cache (default: all)")
     install.add_argument("names", nargs="*", metavar="NAME", help="tools to build (default: every tool)")
-    install.add_argument("--k8s-version", default=DEFAULT_KUBERNETES, help="Kubernetes release to build")
+    install.add_argument(
+        "--k8s-version",
+        default=DEFAULT_KUBERNETES,
+        choices=sorted(KUBERNETES_RELEASES),
+        help="Kubernetes release to build (default: %(default)s)",
+    )
     install.set_defaults(handler=_cmd_tools_install)
     where = tools_sub.add_parser("path", help="print the path of a built tool")
     where.add_argument("name", metavar="NAME")
-    where.add_argument("--k8s-version", default=DEFAULT_KUBERNETES, help="Kubernetes release")
+    where.add_argument(
+        "--k8s-version", default=DEFAULT_KUBERNETES, choices=sorted(KUBERNETES_RELEASES), help="Kubernetes release"
+    )
     where.set_defaults(handler=_cmd_tools_path)
 
     _add_cluster_parser(sub)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import re
 import signal
@@ -245,6 +246,22 @@ class Local:
     def exists(self, name: str) -> bool:
         return self.cluster_dir(name).is_dir()
 
+    def record_path(self, name: str) -> Path:
+        return self.cluster_dir(name) / "meshcharts.json"
+
+    def record(self, name: str) -> None:
+        """Note the Kubernetes version beside kwokctl's files, so `down` stops it with the same binaries."""
+        self.record_path(name).write_text(json.dumps({"k8s_version": self.k8s_version}) + "\n")
+
+    def recorded_version(self, name: str) -> str:
+        """The Kubernetes version the cluster was started with (the default for clusters without a record)."""
+        try:
+            recorded = json.loads(self.record_path(name).read_text())
+        except (OSError, ValueError):
+            return tools.DEFAULT_KUBERNETES
+        version = recorded.get("k8s_version") if isinstance(recorded, dict) else None
+        return version if isinstance(version, str) else tools.DEFAULT_KUBERNETES
+
     def binaries(self) -> dict[str, Path]:
         """Every binary kwokctl needs, or ClusterError naming the missing one and the command to build it."""
         chain = tools.Toolchain(self.cache, self.k8s_version)
@@ -454,6 +471,11 @@ def _local_up(local: Local, name: str, *, nodes: int, timeout: float, api_port: 
     binaries = local.binaries()
     env = local.env(binaries)
     kubeconfig = local.kubeconfig(name)
+    if local.exists(name) and local.recorded_version(name) != local.k8s_version:
+        raise ClusterError(
+            f"local cluster {name} already runs Kubernetes {local.recorded_version(name)}, not {local.k8s_version}; "
+            f"fix: `meshcharts cluster down --name {name}` first, or pick another --name"
+        )
     if local.exists(name):
         if local.pids(name) and all(pid_alive(p) for p in local.pids(name).values()):
             say(f"local cluster {name} already exists; waiting for it to be ready")
@@ -486,6 +508,7 @@ def _local_up(local: Local, name: str, *, nodes: int, timeout: float, api_port: 
                 except ClusterError as err:
                     raise ClusterError(f"{err}{_port_in_use_hint(local, name)}") from err
                 _wait_listening(local, name, deadline=start + timeout)
+            local.record(name)
             say(f"control plane started ({time.monotonic() - start:.1f}s); adding {nodes} node(s)")
             _run(
                 [str(binaries["kwokctl"]), "scale", "node", "--replicas", str(nodes), "--name", name],
@@ -584,9 +607,12 @@ def _local_down(local: Local, name: str, *, timeout: float, say: Say) -> None:
 
 # --- kind --------------------------------------------------------------------------------------------
 
+KIND_ENGINE_SKIP = "requires docker or podman for kind (no container engine socket answers here)"
+"""Why kind cannot run here: the plugin's skip reason and the start of `cluster up --provider kind`'s error."""
 
-def container_engine_socket(env: Mapping[str, str] | None = None) -> str | None:
-    """The first Docker or Podman API socket that answers a ping, or None."""
+
+def container_engine_candidates(env: Mapping[str, str] | None = None) -> list[str]:
+    """Docker and Podman API sockets in the order they are tried: DOCKER_HOST, the user's, the system's."""
     env = os.environ if env is None else env
     candidates: list[str] = []
     host = env.get("DOCKER_HOST", "")
@@ -596,7 +622,12 @@ def container_engine_socket(env: Mapping[str, str] | None = None) -> str | None:
     if runtime_dir:
         candidates += [f"{runtime_dir}/docker.sock", f"{runtime_dir}/podman/podman.sock"]
     candidates += ["/var/run/docker.sock", "/run/podman/podman.sock"]
-    for path in candidates:
+    return candidates
+
+
+def container_engine_socket(env: Mapping[str, str] | None = None) -> str | None:
+    """The first Docker or Podman API socket that answers a ping, or None."""
+    for path in container_engine_candidates(env):
         if _socket_answers(path):
             return path
     return None
@@ -615,45 +646,124 @@ def _socket_answers(path: str) -> bool:
             return False
 
 
+def require_engine(env: Mapping[str, str] | None = None) -> str:
+    """The answering engine socket, or ClusterError naming every socket tried (the fix included)."""
+    found = container_engine_socket(env)
+    if found is None:
+        tried = ", ".join(container_engine_candidates(env))
+        raise ClusterError(
+            f"{KIND_ENGINE_SKIP}; tried {tried}; "
+            "fix: start Docker or Podman (or set DOCKER_HOST=unix://PATH), or use --provider local"
+        )
+    return found
+
+
+def kind_minor(k8s_version: str) -> str:
+    """`v1.34.4`, `1.34` or `v1.34` -> `1.34`; ClusterError for anything else."""
+    match = re.fullmatch(r"v?(\d+)\.(\d+)(?:\.\d+)?", k8s_version)
+    if not match:
+        raise ClusterError(f"invalid Kubernetes version {k8s_version!r}: write it as 1.N, v1.N or v1.N.P")
+    return f"{int(match[1])}.{int(match[2])}"
+
+
+def kind_files(root: Path | None = None) -> tuple[Path, Path]:
+    """The base cluster config and the node image table in ci/kind of this tree."""
+    from meshcharts.paths import find_root
+
+    kind_dir = (root or find_root().root) / "ci" / "kind"
+    return kind_dir / "cluster.yaml", kind_dir / "node-images.yaml"
+
+
+def _load_mapping(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ClusterError(f"cannot read {path}: {err}") from err
+    if not isinstance(data, dict):
+        raise ClusterError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def kind_node_image(k8s_version: str, images: Mapping[str, Any]) -> str:
+    """The kindest/node image for the version's minor, or ClusterError listing the minors there are."""
+    minor = kind_minor(k8s_version)
+    image = images.get(minor)
+    if not isinstance(image, str) or not image:
+        known = ", ".join(sorted(images, key=lambda m: tuple(int(x) for x in str(m).split("."))))
+        raise ClusterError(
+            f"no kindest/node image for Kubernetes {minor} in ci/kind/node-images.yaml; known minors: {known}; "
+            "fix: add one, or pass --image"
+        )
+    return image
+
+
+def kind_config(base: Mapping[str, Any], *, nodes: int, image: str) -> dict[str, Any]:
+    """The kind Cluster config: `base` with one control plane and `nodes - 1` workers, all on `image`."""
+    if nodes < 1:
+        raise ClusterError(f"a kind cluster needs at least 1 node, not {nodes}")
+    if base.get("kind") != "Cluster" or base.get("apiVersion") != "kind.x-k8s.io/v1alpha4":
+        raise ClusterError("ci/kind/cluster.yaml must be a kind Cluster of apiVersion kind.x-k8s.io/v1alpha4")
+    if "nodes" in base:
+        raise ClusterError("ci/kind/cluster.yaml must not list nodes; meshcharts adds them from --nodes")
+    config = dict(base)
+    config["nodes"] = [{"role": "control-plane", "image": image}] + [
+        {"role": "worker", "image": image} for _ in range(nodes - 1)
+    ]
+    return config
+
+
+def kind_create_argv(kind: Path, name: str, *, kubeconfig: Path, config: Path, timeout: float) -> list[str]:
+    return [
+        str(kind),
+        "create",
+        "cluster",
+        "--name",
+        name,
+        "--kubeconfig",
+        str(kubeconfig),
+        "--config",
+        str(config),
+        "--wait",
+        f"{int(timeout)}s",
+    ]
+
+
+def kind_delete_argv(kind: Path, name: str, *, kubeconfig: Path) -> list[str]:
+    return [str(kind), "delete", "cluster", "--name", name, "--kubeconfig", str(kubeconfig)]
+
+
 def _kind_kubeconfig(cache: Path, name: str) -> Path:
     return cache / "kind" / f"{name}.kubeconfig"
 
 
-def _require_engine() -> None:
-    if container_engine_socket() is None:
-        raise ClusterError(
-            "the kind provider needs a container engine, and no Docker or Podman socket answers here "
-            "(DOCKER_HOST, /var/run/docker.sock, /run/podman/podman.sock); "
-            "fix: start Docker or Podman, or use --provider local"
-        )
-
-
-def _kind_up(cache: Path, name: str, *, nodes: int, timeout: float, say: Say) -> Cluster:
-    _require_engine()
+def _kind_up(
+    cache: Path,
+    name: str,
+    *,
+    nodes: int,
+    timeout: float,
+    k8s_version: str,
+    image: str | None,
+    say: Say,
+) -> Cluster:
+    base_path, images_path = kind_files()
+    config = kind_config(
+        _load_mapping(base_path),
+        nodes=nodes,
+        image=image or kind_node_image(k8s_version, _load_mapping(images_path)),
+    )
+    engine = require_engine()
     try:
         kind = tools.path("kind", cache=cache)
     except ToolError as err:
         raise ClusterError(f"cannot create a kind cluster: {err}") from err
     kubeconfig = _kind_kubeconfig(cache, name)
     kubeconfig.parent.mkdir(parents=True, exist_ok=True)
-    config = kubeconfig.with_suffix(".cluster.yaml")
-    roles = [{"role": "control-plane"}] + [{"role": "worker"}] * max(0, nodes - 1)
-    config.write_text(yaml.safe_dump({"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "nodes": roles}))
-    say(f"creating kind cluster {name}")
+    config_path = kubeconfig.with_suffix(".cluster.yaml")
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    say(f"creating kind cluster {name} ({config['nodes'][0]['image']}, engine {engine})")
     _run(
-        [
-            str(kind),
-            "create",
-            "cluster",
-            "--name",
-            name,
-            "--kubeconfig",
-            str(kubeconfig),
-            "--config",
-            str(config),
-            "--wait",
-            f"{int(timeout)}s",
-        ],
+        kind_create_argv(kind, name, kubeconfig=kubeconfig, config=config_path, timeout=timeout),
         env=dict(os.environ),
         timeout=timeout + 60,
         what=f"creating kind cluster {name}",
@@ -663,18 +773,19 @@ def _kind_up(cache: Path, name: str, *, nodes: int, timeout: float, say: Say) ->
 
 
 def _kind_down(cache: Path, name: str, *, timeout: float, say: Say) -> None:
-    _require_engine()
+    require_engine()
     try:
         kind = tools.path("kind", cache=cache)
     except ToolError as err:
         raise ClusterError(f"cannot delete kind cluster {name}: {err}") from err
+    kubeconfig = _kind_kubeconfig(cache, name)
     _run(
-        [str(kind), "delete", "cluster", "--name", name],
+        kind_delete_argv(kind, name, kubeconfig=kubeconfig),
         env=dict(os.environ),
         timeout=timeout,
         what=f"deleting kind cluster {name}",
     )
-    _kind_kubeconfig(cache, name).unlink(missing_ok=True)
+    kubeconfig.unlink(missing_ok=True)
     say(f"kind cluster {name} deleted")
 
 
@@ -708,9 +819,14 @@ def up(
     api_port: int | None = None,
     cache: Path | None = None,
     k8s_version: str = tools.DEFAULT_KUBERNETES,
+    image: str | None = None,
     say: Say = _quiet,
 ) -> Cluster:
-    """Bring a cluster up (or find it up) and return once its API server answers and its nodes are Ready."""
+    """Bring a cluster up (or find it up) and return once its API server answers and its nodes are Ready.
+
+    `k8s_version` picks the local toolchain release, or for kind the kindest/node image of its minor;
+    `image` overrides that image (kind only).
+    """
     validate_name(name)
     validate_provider(provider)
     cache = cache or tools.cache_root()
@@ -720,8 +836,10 @@ def up(
         return Cluster(name, "existing", path)
     if kubeconfig is not None:
         raise ClusterError(f"--kubeconfig is for --provider existing; provider {provider} writes its own")
+    if image is not None and provider != "kind":
+        raise ClusterError(f"--image is for --provider kind; provider {provider} runs no node image")
     if provider == "kind":
-        return _kind_up(cache, name, nodes=nodes, timeout=timeout, say=say)
+        return _kind_up(cache, name, nodes=nodes, timeout=timeout, k8s_version=k8s_version, image=image, say=say)
     local = Local(cache, k8s_version, stages=local_stages())
     return _local_up(local, name, nodes=nodes, timeout=timeout, api_port=api_port, say=say)
 

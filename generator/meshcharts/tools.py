@@ -45,6 +45,18 @@ class Binary:
 
 
 @dataclass(frozen=True)
+class DataFile:
+    """A file a tool reads at run time that ships in its Go module; copied into `<build>/share/`."""
+
+    module: str
+    path: str
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+
+@dataclass(frozen=True)
 class Build:
     """One `go build` of one wrapper module under ci/toolchain: the unit that is cached."""
 
@@ -54,6 +66,7 @@ class Build:
     binaries: tuple[Binary, ...]
     ldflags: tuple[str, ...] = ("-s", "-w")
     family: str = ""
+    data: tuple[DataFile, ...] = ()
 
     @property
     def dirname(self) -> str:
@@ -91,6 +104,7 @@ DEFAULT_KUBERNETES = "v1.36.3"
 # Kubernetes version -> wrapper module directory under ci/toolchain (its go.mod pins that release).
 KUBERNETES_RELEASES: Mapping[str, str] = {
     "v1.36.3": "kubernetes",
+    "v1.34.4": "kubernetes-1.34",
 }
 KUBERNETES_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 
@@ -176,6 +190,22 @@ OTHER_BUILDS: tuple[Build, ...] = (
         module="kind",
         binaries=(Binary("kind", "sigs.k8s.io/kind", ("version",), "kind v0.33.0 "),),
     ),
+    Build(
+        key="ct",
+        version="v3.14.0",
+        module="ct",
+        binaries=(Binary("ct", "github.com/helm/chart-testing/v3/ct", ("version",), "v3.14.0"),),
+        ldflags=("-s", "-w", "-X github.com/helm/chart-testing/v3/ct/cmd.Version=v3.14.0"),
+        # `ct lint` validates Chart.yaml against this Yamale schema; it ships in the module, not the binary.
+        data=(DataFile("github.com/helm/chart-testing/v3", "etc/chart_schema.yaml"),),
+    ),
+    Build(
+        key="actionlint",
+        version="v1.7.12",
+        module="actionlint",
+        binaries=(Binary("actionlint", "github.com/rhysd/actionlint/cmd/actionlint", ("-version",), "v1.7.12"),),
+        ldflags=("-s", "-w", "-X github.com/rhysd/actionlint.version=v1.7.12"),
+    ),
 )
 
 
@@ -244,6 +274,15 @@ class Toolchain:
             raise ToolError(f"{name} {build.version} is not built in {self.toolchain_dir}; run `{how}`")
         return target
 
+    def data_path(self, name: str, filename: str) -> Path:
+        """Path of a data file shipped with tool `name` (e.g. ct's chart_schema.yaml), or ToolError."""
+        build = build_for(name, self.k8s_version)
+        self.path(name)
+        target = self.build_dir(build) / "share" / filename
+        if not target.is_file():
+            raise ToolError(f"{name} {build.version} has no data file {filename} in {target.parent}")
+        return target
+
     def is_current(self, build: Build, fingerprint: str) -> bool:
         """True when the build's stamp matches `fingerprint` and every binary exists."""
         stamp = self.build_dir(build) / STAMP
@@ -253,7 +292,10 @@ class Toolchain:
             return False
         if not isinstance(recorded, dict) or recorded.get("fingerprint") != fingerprint:
             return False
-        return all((self.bin_dir(build) / b.file).is_file() for b in build.binaries)
+        share = self.build_dir(build) / "share"
+        return all((self.bin_dir(build) / b.file).is_file() for b in build.binaries) and all(
+            (share / d.name).is_file() for d in build.data
+        )
 
 
 def fingerprint(build: Build, module_dir: Path) -> str:
@@ -266,6 +308,7 @@ def fingerprint(build: Build, module_dir: Path) -> str:
             raise ToolError(f"wrapper module {module_dir} lacks {name}: {err}") from err
     digest.update("\0".join(build.ldflags).encode())
     digest.update("\0".join(b.package for b in build.binaries).encode())
+    digest.update("\0".join(f"{d.module}/{d.path}" for d in build.data).encode())
     return digest.hexdigest()
 
 
@@ -322,6 +365,33 @@ def go_build(build: Build, module_dir: Path, out: Path, progress: ProgressCallba
         raise ToolError(
             f"go build of {build.dirname} failed (exit {returncode}) in {module_dir}:\n  {' '.join(argv)}\n{tail}"
         )
+
+
+def module_dir_argv(go: str, module: str) -> list[str]:
+    """Where the wrapper module's dependency `module` lives in the module cache."""
+    return [go, "list", "-mod=readonly", "-m", "-f", "{{.Dir}}", module]
+
+
+def copy_data(build: Build, module_dir: Path, share: Path) -> None:
+    """Copy the build's data files out of the module cache (`go list -m` downloads the module if needed)."""
+    if not build.data:
+        return
+    go = _go()
+    env = dict(os.environ, GOTOOLCHAIN="local", GOWORK="off")
+    share.mkdir(parents=True, exist_ok=True)
+    for data in build.data:
+        argv = module_dir_argv(go, data.module)
+        done = subprocess.run(argv, cwd=module_dir, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        source_dir = done.stdout.strip()
+        if done.returncode != 0 or not source_dir:
+            raise ToolError(
+                f"`{' '.join(argv)}` in {module_dir} exited {done.returncode}:\n{(done.stderr or done.stdout).strip()}"
+            )
+        source = Path(source_dir) / data.path
+        try:
+            shutil.copyfile(source, share / data.name)
+        except OSError as err:
+            raise ToolError(f"cannot copy {data.path} of {data.module} from {source}: {err}") from err
 
 
 def _tail(path: Path, lines: int) -> str:
@@ -422,6 +492,9 @@ def _build_atomically(
         out.mkdir()
         progress(Progress(build.dirname, f"go build {' '.join(b.name for b in build.binaries)}", 0.0))
         builder(build, module_dir, out, progress)
+        if build.data:
+            progress(Progress(build.dirname, "copy data files", time.monotonic() - start))
+            copy_data(build, module_dir, tmp / "share")
         versions: dict[str, str] = {}
         for binary in build.binaries:
             path = out / binary.file
@@ -454,6 +527,11 @@ def _build_atomically(
 def path(name: str, *, k8s_version: str = DEFAULT_KUBERNETES, cache: Path | None = None) -> Path:
     """Path of a built tool, or ToolError saying which command builds it."""
     return Toolchain(cache or cache_root(), k8s_version).path(name)
+
+
+def data_path(name: str, filename: str, *, cache: Path | None = None) -> Path:
+    """Path of a data file that ships with a built tool, or ToolError saying which command builds it."""
+    return Toolchain(cache or cache_root()).data_path(name, filename)
 
 
 tool_path = path

@@ -9,13 +9,17 @@ from meshcharts import tools
 from meshcharts.errors import ToolError
 
 NEEDED = ("kwokctl", "kwok", "etcd", *tools.KUBERNETES_COMPONENTS, "helm", "helm3")
+NEEDED_ELSEWHERE = ("helm", "helm3")
+"""On kind or an existing cluster only Helm comes from the toolchain (--k8s-version is then a kind minor)."""
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     missing = []
-    for name in NEEDED:
+    local = config.getoption("--cluster-provider") == "local"
+    k8s_version = config.getoption("--k8s-version") if local else tools.DEFAULT_KUBERNETES
+    for name in NEEDED if local else NEEDED_ELSEWHERE:
         try:
-            tools.path(name)
+            tools.path(name, k8s_version=k8s_version)
         except ToolError:
             missing.append(name)
     for item in items:
@@ -24,7 +28,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             if missing:
                 item.add_marker(
                     pytest.mark.skip(
-                        reason=f"requires the built toolchain ({', '.join(missing)}): run `meshcharts tools install`"
+                        reason=f"requires the built toolchain ({', '.join(missing)}): run "
+                        f"`meshcharts tools install --k8s-version {k8s_version}`"
                     )
                 )
 

@@ -27,10 +27,22 @@ NEEDED = ("kwokctl", "kwok", "etcd", *tools.KUBERNETES_COMPONENTS, "helm", "helm
 
 
 @pytest.fixture(scope="module", autouse=True)
-def toolchain() -> None:
+def local_provider_only(pytestconfig: pytest.Config) -> None:
+    if pytestconfig.getoption("--cluster-provider") != "local":
+        pytest.skip("tests the local provider itself; runs with --cluster-provider local")
+
+
+@pytest.fixture(scope="module")
+def k8s_version(pytestconfig: pytest.Config, local_provider_only: None) -> str:
+    """The Kubernetes release these clusters run: the plugin's --k8s-version (CI runs both releases)."""
+    return str(pytestconfig.getoption("--k8s-version"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def toolchain(k8s_version: str) -> None:
     try:
         for name in NEEDED:
-            tools.path(name)
+            tools.path(name, k8s_version=k8s_version)
     except ToolError as err:
         pytest.skip(f"requires the built toolchain: {err}")
 
@@ -108,10 +120,10 @@ def _namespace_gone(core: client.CoreV1Api, namespace: str) -> bool:
     return False
 
 
-def test_local_cluster_runs_a_deployment_then_goes_down_leaving_no_process_or_port() -> None:
+def test_local_cluster_runs_a_deployment_then_goes_down_leaving_no_process_or_port(k8s_version: str) -> None:
     name = _unique("e2e")
     local = cluster.Local()
-    up = cluster.up(name, timeout=120)
+    up = cluster.up(name, timeout=120, k8s_version=k8s_version)
     try:
         assert up.kubeconfig == local.kubeconfig(name)
         pids = local.pids(name)
@@ -210,9 +222,9 @@ def test_up_that_runs_out_of_time_cleans_up_after_itself() -> None:
 
 
 @pytest.fixture(scope="module")
-def local_cluster() -> Iterator[cluster.Cluster]:
+def local_cluster(k8s_version: str) -> Iterator[cluster.Cluster]:
     name = _unique("e2e")
-    up = cluster.up(name, timeout=120)
+    up = cluster.up(name, timeout=120, k8s_version=k8s_version)
     yield up
     cluster.down(name, timeout=60)
 
@@ -229,9 +241,11 @@ def test_up_of_a_cluster_that_is_already_up_returns_it_without_starting_another(
     assert said == [f"local cluster {local_cluster.name} already exists; waiting for it to be ready"]
 
 
-def test_kubectl_reports_server_v1_36_3(local_cluster: cluster.Cluster) -> None:
+def test_kubectl_reports_the_requested_release_as_server_and_client(
+    local_cluster: cluster.Cluster, k8s_version: str
+) -> None:
     out = subprocess.run(
-        [str(tools.path("kubectl")), "version", "-o", "json"],
+        [str(tools.path("kubectl", k8s_version=k8s_version)), "version", "-o", "json"],
         env=local_cluster.env(),
         capture_output=True,
         text=True,
@@ -239,8 +253,10 @@ def test_kubectl_reports_server_v1_36_3(local_cluster: cluster.Cluster) -> None:
         timeout=30,
     ).stdout
     versions = json.loads(out)
-    assert versions["serverVersion"]["gitVersion"] == "v1.36.3"
-    assert versions["clientVersion"]["gitVersion"] == "v1.36.3"
+    server, client_version = versions["serverVersion"]["gitVersion"], versions["clientVersion"]["gitVersion"]
+    print(f"kubectl version: server {server}, client {client_version}")
+    assert versions["serverVersion"]["gitVersion"] == k8s_version
+    assert versions["clientVersion"]["gitVersion"] == k8s_version
 
 
 def test_helm_reports_v4_3_1_and_helm3_v3_22_0() -> None:

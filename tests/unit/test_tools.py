@@ -48,6 +48,8 @@ def test_tool_names_are_unique_and_cover_the_toolchain() -> None:
         "helm",
         "helm3",
         "kind",
+        "ct",
+        "actionlint",
     }
 
 
@@ -80,8 +82,30 @@ def test_a_second_kubernetes_release_is_added_by_data(monkeypatch: pytest.Monkey
     assert tools.build_for("helm", "v1.34.6") == tools.build_for("helm")
 
 
+def test_kubernetes_1_34_is_a_second_release_with_its_own_module_and_stamp() -> None:
+    build = tools.build_for("kube-apiserver", "v1.34.4")
+    assert (build.dirname, build.module) == ("kubernetes-v1.34.4", "kubernetes-1.34")
+    assert "-X k8s.io/component-base/version.gitVersion=v1.34.4" in build.ldflags
+    go_mod = (MODULES / "kubernetes-1.34" / "go.mod").read_text()
+    assert re.search(r"^\s*k8s\.io/kubernetes v1\.34\.4\b", go_mod, re.M)
+    staging = re.findall(r"^\s*(k8s\.io/[\w-]+) => \1 (v\S+)$", go_mod, re.M)
+    assert len(staging) == 31
+    assert {version for _, version in staging} == {"v0.34.4"}
+    assert tools.build_for("helm", "v1.34.4") == tools.build_for("helm"), "only Kubernetes differs per release"
+
+
+def test_outside_linters_are_pinned_and_ct_carries_its_chart_schema() -> None:
+    ct = tools.build_for("ct")
+    assert (ct.version, ct.module) == ("v3.14.0", "ct")
+    assert "-X github.com/helm/chart-testing/v3/ct/cmd.Version=v3.14.0" in ct.ldflags
+    assert [(d.module, d.path) for d in ct.data] == [("github.com/helm/chart-testing/v3", "etc/chart_schema.yaml")]
+    actionlint = tools.build_for("actionlint")
+    assert actionlint.version == "v1.7.12"
+    assert "-X github.com/rhysd/actionlint.version=v1.7.12" in actionlint.ldflags
+
+
 def test_unknown_kubernetes_release_and_unknown_tool_are_refused_with_the_known_ones() -> None:
-    with pytest.raises(ToolError, match=r"Kubernetes v1\.99\.0; known versions: v1\.36\.3"):
+    with pytest.raises(ToolError, match=r"Kubernetes v1\.99\.0; known versions: v1\.34\.4, v1\.36\.3"):
         tools.builds("v1.99.0")
     with pytest.raises(ToolError, match="unknown tool 'kubelet'; known tools: kube-apiserver"):
         tools.build_for("kubelet")
@@ -187,6 +211,28 @@ def test_install_builds_once_then_reads_only_stamps(tmp_path: Path, modules: Pat
     )
     assert calls == ["helm-v4.3.1", "kwok-v0.8.0"], "a warm install must not build again"
     assert {e.step for e in events} == {"cached"}
+
+
+def test_a_build_with_data_files_is_finished_only_with_them(
+    tmp_path: Path, modules: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copied: list[str] = []
+
+    def fake_copy(build: tools.Build, module_dir: Path, share: Path) -> None:
+        share.mkdir(parents=True)
+        for data in build.data:
+            copied.append(data.path)
+            (share / data.name).write_text("schema\n")
+
+    monkeypatch.setattr(tools, "copy_data", fake_copy)
+    calls: list[str] = []
+    tools.install(["ct"], cache=tmp_path, modules=modules, builder=_honest_builder(calls))
+    schema = tools.data_path("ct", "chart_schema.yaml", cache=tmp_path)
+    assert schema == tmp_path / "toolchain" / "ct-v3.14.0" / "share" / "chart_schema.yaml"
+    assert copied == ["etc/chart_schema.yaml"]
+    schema.unlink()
+    tools.install(["ct"], cache=tmp_path, modules=modules, builder=_honest_builder(calls))
+    assert calls == ["ct-v3.14.0", "ct-v3.14.0"], "a build missing its data file is rebuilt"
 
 
 def test_a_changed_go_sum_makes_the_cached_build_stale(tmp_path: Path, modules: Path) -> None:

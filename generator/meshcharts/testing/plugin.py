@@ -52,7 +52,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--k8s-version",
         default=tools.DEFAULT_KUBERNETES,
-        help=f"Kubernetes version of a local cluster (default {tools.DEFAULT_KUBERNETES})",
+        help="Kubernetes version of the session cluster: a toolchain release for local "
+        f"({', '.join(sorted(tools.KUBERNETES_RELEASES))}), a minor such as 1.33 for kind "
+        f"(default {tools.DEFAULT_KUBERNETES})",
     )
 
 
@@ -109,7 +111,7 @@ def mesh_cluster(pytestconfig: pytest.Config) -> Iterator[cluster_mod.Cluster]:
     kubeconfig = pytestconfig.getoption("--kubeconfig")
     keep = pytestconfig.getoption("--keep-cluster")
     if provider == "kind" and cluster_mod.container_engine_socket() is None:
-        pytest.skip("requires docker or podman for kind (no container engine socket answers here)")
+        pytest.skip(cluster_mod.KIND_ENGINE_SKIP)
     existed = False
     if provider == "local":
         with contextlib.suppress(ClusterError):

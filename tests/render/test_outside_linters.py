@@ -1,0 +1,104 @@
+"""The linters the Helm ecosystem trusts, run from their real code on charts/: ct lint and ah lint."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from meshcharts import tools
+from meshcharts.errors import ToolError
+
+REPO = Path(__file__).resolve().parents[2]
+CHARTS = ("base", "gateway", "istiod")
+AH_MISSING = (
+    "requires ah (artifacthub/hub cmd/ah) on PATH: the Go module proxy refuses github.com/artifacthub/hub "
+    "(403 for its version list and v1.20.0-v1.22.0), so the toolchain cannot build it here"
+)
+
+
+def _tool(name: str) -> Path:
+    try:
+        return tools.path(name)
+    except ToolError as err:
+        pytest.skip(f"requires {name} ({err})")
+
+
+def _ct_env(tmp_path: Path) -> dict[str, str]:
+    """ct calls helm, yamllint and yamale from PATH: the pinned Helm 4 first, then this Python's scripts."""
+    scripts = sysconfig.get_path("scripts")
+    path = os.pathsep.join([str(_tool("helm").parent), scripts, os.environ.get("PATH", "")])
+    for needed in ("yamllint", "yamale"):
+        if shutil.which(needed, path=path) is None:
+            pytest.skip(f"requires {needed} from PyPI (pip install {needed}); ct lint runs it")
+    return {
+        **os.environ,
+        "PATH": path,
+        "HELM_CACHE_HOME": str(tmp_path / "helm-cache"),
+        "HELM_CONFIG_HOME": str(tmp_path / "helm-config"),
+        "HELM_DATA_HOME": str(tmp_path / "helm-data"),
+    }
+
+
+def _ct_lint(root: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    ct = _tool("ct")
+    schema = tools.data_path("ct", "chart_schema.yaml")
+    argv = [str(ct), "lint", "--config", "ci/ct.yaml", "--chart-yaml-schema", str(schema)]
+    done = subprocess.run(
+        argv, cwd=root, env=_ct_env(tmp_path), capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL
+    )
+    print(f"$ {' '.join(argv)}  (in {root}, exit {done.returncode})")
+    print(done.stdout)
+    print(done.stderr)
+    return done
+
+
+def test_ct_lint_passes_on_every_chart(tmp_path: Path) -> None:
+    done = _ct_lint(REPO, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "All charts linted successfully" in done.stdout
+    for chart in CHARTS:
+        assert f'✔︎ {chart} => (version: "' in done.stdout, chart
+    assert "Version increment checking disabled." in done.stderr
+
+
+def test_ct_lint_fails_a_chart_whose_chart_yaml_breaks_its_schema(tmp_path: Path) -> None:
+    """The test above can fail: the same config on a copy with a Chart.yaml ct's schema refuses."""
+    root = tmp_path / "tree"
+    shutil.copytree(REPO / "charts" / "base", root / "charts" / "base")
+    shutil.copytree(REPO / "ci", root / "ci", ignore=shutil.ignore_patterns("toolchain", "crdcheck"))
+    chart_yaml = root / "charts" / "base" / "Chart.yaml"
+    chart_yaml.write_text(chart_yaml.read_text().replace("apiVersion: v2", "apiVersion: v9", 1))
+    done = _ct_lint(root, tmp_path)
+    assert done.returncode != 0
+    assert "✖︎ base" in done.stdout
+    assert "apiVersion 'v9' is not valid" in done.stdout + done.stderr
+
+
+def test_ah_lint_passes_on_the_repository_layout() -> None:
+    ah = shutil.which("ah")
+    if ah is None:
+        pytest.skip(AH_MISSING)
+    argv = [ah, "lint", "--kind", "helm", "--path", "charts"]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    print(f"$ {' '.join(argv)}  (exit {done.returncode})")
+    print(done.stdout + done.stderr)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for chart in CHARTS:
+        assert chart in done.stdout
+
+
+def test_yamllint_passes_on_ci_inputs_workflows_and_chart_metadata() -> None:
+    """The lint workflow's yamllint step, run here the same way."""
+    yamllint = shutil.which("yamllint", path=os.pathsep.join([sysconfig.get_path("scripts"), os.environ["PATH"]]))
+    if yamllint is None:
+        pytest.skip("requires yamllint from PyPI (pip install yamllint)")
+    targets = ["ci/ct.yaml", "ci/yamllint.yaml", "ci/kind", "ci/github", "artifacthub-repo.yml"]
+    targets += [f"charts/{chart}/Chart.yaml" for chart in CHARTS]
+    argv = [yamllint, "--strict", "--config-file", "ci/yamllint.yaml", *targets]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
