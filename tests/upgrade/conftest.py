@@ -17,8 +17,8 @@ REPO = Path(__file__).resolve().parents[2]
 __all__ = ["NEEDED"]
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    _mark_cluster_tests(items)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _mark_cluster_tests(config, items)
 
 
 def current_versions() -> dict[str, str]:
