@@ -12,6 +12,9 @@ from meshcharts.testing.plugin import Kube
 from meshcharts.testing.releases import ReleaseFactory
 from tests.e2e.conftest import CHARTS, ControlPlane
 
+# The Helm 3 subset of the e2e layer (`.ci/test` runs it with `--helm 3 -m helm3`).
+pytestmark = pytest.mark.helm3
+
 GATEWAY = CHARTS / "gateway"
 
 

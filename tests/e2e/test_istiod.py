@@ -19,6 +19,9 @@ from meshcharts.testing.admission import AdmissionRecorder
 from meshcharts.testing.plugin import Kube
 from tests.e2e.conftest import CHARTS, ISTIO_NS, ControlPlane, deployed, istiod_values, trust_recorder
 
+# The Helm 3 subset of the e2e layer (`.ci/test` runs it with `--helm 3 -m helm3`).
+pytestmark = pytest.mark.helm3
+
 
 def make_namespace(kube: Kube, name: str, labels: dict[str, str]) -> str:
     kube.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels)))

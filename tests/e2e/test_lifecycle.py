@@ -19,6 +19,9 @@ from meshcharts.testing.plugin import Kube
 from tests.e2e.conftest import BASE_RELEASE, CHARTS, ISTIO_NS, istiod_values, trust_recorder
 from tests.e2e.test_base import uninstall_base_and_crds
 
+# The Helm 3 subset of the e2e layer (`.ci/test` runs it with `--helm 3 -m helm3`).
+pytestmark = pytest.mark.helm3
+
 # Written by controllers or the API server as things happen, not by any chart.
 TRANSIENT = {"Event", "Lease", "Endpoints", "EndpointSlice", "ControllerRevision", "ReplicaSet", "Pod"}
 MESH, GATEWAYS = "mesh", "mesh-gateways"

@@ -1,0 +1,51 @@
+"""Benchmark: wall time of the cluster test layers on a warm toolchain, as `.ci/test` runs them.
+
+Each layer runs in its own pytest process with its own session cluster (bring-up and take-down
+included). Targets: the e2e layer under 90 s (issue 7), the whole upgrade matrix under 3 minutes (issue 8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = {
+    "e2e": (["tests/e2e"], 90.0),
+    "upgrade": (["tests/upgrade"], 180.0),
+    "upgrade-helm3": (["tests/upgrade", "--helm", "3"], 180.0),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("layers", nargs="*", default=["e2e", "upgrade"], choices=sorted(LAYERS))
+    args = parser.parse_args()
+    failed = False
+    for layer in args.layers:
+        argv, target = LAYERS[layer]
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *argv, "--cluster-name", f"bench-{layer}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        took = time.perf_counter() - start
+        summary = next(
+            (line for line in reversed(done.stdout.splitlines()) if re.search(r"\d+ (passed|failed)", line)),
+            done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:],
+        )
+        verdict = "meets" if took <= target and done.returncode == 0 else "MISSES"
+        print(f"{layer:14s} {took:6.1f} s  target < {target:.0f} s: {verdict}   ({summary.strip()})")
+        failed |= done.returncode != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
