@@ -178,7 +178,9 @@ def test_upgrade_path(
             release, namespace = BASE_RELEASE
         else:
             request.getfixturevalue("control_plane" if path.chart == "gateway" else "istio_base")
-            release, namespace = f"upgrade-{path.chart}", mesh_namespace
+            # The release names users have: the gateway's name is what its selector derives from.
+            release = {"gateway": "istio-ingressgateway", "istiod": "istiod"}[path.chart]
+            namespace = mesh_namespace
         run_path(
             path, scenario, mode, release, namespace, mesh_helm, kube, recorder, chart_repo, mesh_namespace, tmp_path
         )
