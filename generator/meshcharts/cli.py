@@ -263,6 +263,32 @@ def _cmd_adopt_crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from meshcharts import demo
+    from meshcharts.errors import UsageError
+    from meshcharts.paths import find_root
+
+    kubeconfig = args.kubeconfig or os.environ.get("KUBECONFIG")
+    if not kubeconfig:
+        raise UsageError("no cluster: pass --kubeconfig or set KUBECONFIG (e.g. from `meshcharts cluster up`)")
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="meshcharts-demo-") as tmp:
+        demo.run(
+            find_root(),
+            Path(kubeconfig),
+            Path(tmp),
+            _say,
+            recorder=args.recorder,
+            keep=args.keep,
+            helm_major=args.helm,
+        )
+    _say(f"demo: base, istiod and gateway installed from the served repository in {time.monotonic() - start:.1f}s")
+    return 0
+
+
 def _add_repo_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pkg = sub.add_parser("package", help="archive chart versions not yet published; never change a published one")
     pkg.set_defaults(handler=_cmd_package)
@@ -290,6 +316,21 @@ def _add_repo_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     push.add_argument("--plain-http", action="store_true", help="talk HTTP to the registry (loopback tests)")
     push.add_argument("--helm", type=int, choices=(4, 3), default=4, help="Helm major version (default 4)")
     push.set_defaults(handler=_cmd_push)
+    dem = sub.add_parser(
+        "demo",
+        help="check the committed release, serve it on loopback and install base, istiod and gateway from it",
+    )
+    dem.add_argument("--kubeconfig", help="the cluster to install into (default: $KUBECONFIG)")
+    dem.add_argument(
+        "--no-recorder",
+        dest="recorder",
+        action="store_false",
+        help="let istiod answer its own webhooks (clusters whose pods run); by default the admission "
+        "recorder on loopback answers them, as pods do not run on a local kwok cluster",
+    )
+    dem.add_argument("--keep", action="store_true", help="the cluster is kept: say what stops working with it")
+    dem.add_argument("--helm", type=int, choices=(4, 3), default=4, help="Helm major version (default 4)")
+    dem.set_defaults(handler=_cmd_demo)
     adopt = sub.add_parser("adopt-crds", help="hand Istio CRDs created outside Helm to a base release, once")
     adopt.add_argument("--release", default="istio-base", help="the base chart's release name (default istio-base)")
     adopt.add_argument("--namespace", default="istio-system", help="the release's namespace (default istio-system)")

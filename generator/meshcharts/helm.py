@@ -39,6 +39,20 @@ class Helm:
             base["KUBECONFIG"] = str(kubeconfig)
         self.env = base
 
+    def with_home(self, home: Path) -> Helm:
+        """The same binary and kubeconfig with Helm's config, cache, data, repositories and registry
+        logins under `home`, so repo add and pulls never touch the user's own Helm setup."""
+        env = dict(self.env)
+        env.update(
+            HELM_CONFIG_HOME=str(home / "config"),
+            HELM_CACHE_HOME=str(home / "cache"),
+            HELM_DATA_HOME=str(home / "data"),
+            HELM_REPOSITORY_CONFIG=str(home / "config" / "repositories.yaml"),
+            HELM_REPOSITORY_CACHE=str(home / "cache" / "repository"),
+            HELM_REGISTRY_CONFIG=str(home / "config" / "registry" / "config.json"),
+        )
+        return Helm(major=self.major, kubeconfig=self.kubeconfig, binary=self.binary, env=env, timeout=self.timeout)
+
     def run(self, args: Sequence[str], *, timeout: float | None = None) -> str:
         """Run `helm ARGS`; return stdout, or raise HelmError with argv, exit code and stderr."""
         argv = [str(self.binary), *args]

@@ -99,6 +99,14 @@ def export_public_key(key: str, gnupg_home: Path | None = None) -> str:
     return _gpg(["--armor", "--export", key], gnupg_home)
 
 
+def public_keyring(armored: Path, dest: Path, gnupg_home: Path | None = None) -> Path:
+    """The armored public key (meshcharts.asc) as the binary keyring `helm --keyring` reads (gpg --dearmor)."""
+    if not armored.is_file():
+        raise RepoError(f"{armored} does not exist: the repository publishes its public key there")
+    _gpg(["--dearmor", "--output", str(dest), str(armored)], gnupg_home)
+    return dest
+
+
 @dataclass
 class ReleaseReport:
     packaged: list[Path] = field(default_factory=list)

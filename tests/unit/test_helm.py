@@ -101,3 +101,18 @@ def test_a_failing_helm_raises_helm_error_with_argv_exit_code_and_stderr(tmp_pat
 def test_only_helm_4_and_3_can_be_selected() -> None:
     with pytest.raises(HelmError, match=r"no Helm 2 in the toolchain; choose one of \[3, 4\]"):
         Helm(major=2)
+
+
+def test_with_home_moves_every_helm_location_under_it_and_keeps_binary_and_kubeconfig(
+    tmp_path: Path, record: Path
+) -> None:
+    helm = _helm(tmp_path, record)
+    home = tmp_path / "home"
+    isolated = helm.with_home(home)
+    assert (isolated.binary, isolated.kubeconfig, isolated.major) == (helm.binary, helm.kubeconfig, helm.major)
+    keys = ("HELM_CONFIG_HOME", "HELM_CACHE_HOME", "HELM_DATA_HOME", "HELM_REPOSITORY_CONFIG",
+            "HELM_REPOSITORY_CACHE", "HELM_REGISTRY_CONFIG")  # fmt: skip
+    for key in keys:
+        assert Path(isolated.env[key]).is_relative_to(home), key
+        assert key not in helm.env, key
+    assert isolated.env["KUBECONFIG"] == str(tmp_path / "kubeconfig")

@@ -23,6 +23,8 @@ from meshcharts import tools
 from meshcharts.errors import ClusterError
 from meshcharts.helm import Helm
 from meshcharts.testing import waits
+from meshcharts.testing.registry import MISSING as REGISTRY_MISSING
+from meshcharts.testing.registry import OciRegistry, registry_binary
 from meshcharts.testing.releases import ReleaseFactory
 from meshcharts.upgrade import PathResult, write_report
 
@@ -201,6 +203,15 @@ def releases(
         pytest.fail("cleanup failed: " + "; ".join(problems), pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def oci_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OciRegistry]:
+    """A real OCI registry (Debian's docker-registry) on 127.0.0.1, empty storage, no auth; stopped by pid."""
+    if registry_binary() is None:
+        pytest.skip(REGISTRY_MISSING)
+    with OciRegistry(tmp_path_factory.mktemp("oci-registry")) as registry:
+        yield registry
+
+
 _FACTORY = pytest.StashKey[tuple[ReleaseFactory, Kube, cluster_mod.Cluster]]()
 
 
@@ -234,4 +245,4 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         write_report(results, Path(target))
 
 
-__all__ = ["Kube", "kube_for", "waits"]
+__all__ = ["Kube", "OciRegistry", "kube_for", "waits"]

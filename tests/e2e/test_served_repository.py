@@ -1,0 +1,95 @@
+"""The served repository end to end, as `./run.sh` runs it: the committed release re-checked without the
+private key, served on loopback, `helm repo add`, `helm search repo --versions`, and base, istiod and
+gateway installed from it with `--verify`.
+
+A cluster of its own: base owns cluster-wide objects (CRDs, webhook configurations), so a second base
+release beside the session cluster's would be refused; a local cluster is up in about 5 s.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from meshcharts import cluster as cluster_mod
+from meshcharts import demo
+from meshcharts.errors import HelmError, RepoError
+from meshcharts.helm import Helm
+from meshcharts.paths import Layout
+from meshcharts.testing import waits
+from meshcharts.testing.plugin import kube_for
+from tests.e2e.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def own_cluster(pytestconfig: pytest.Config) -> Iterator[cluster_mod.Cluster]:
+    if pytestconfig.getoption("--cluster-provider") != "local":
+        pytest.skip("requires --cluster-provider local: the flow brings up a local cluster of its own")
+    name = f"repo-e2e-{uuid.uuid4().hex[:6]}"
+    cluster = cluster_mod.up(name, k8s_version=pytestconfig.getoption("--k8s-version"), timeout=180)
+    try:
+        yield cluster
+    finally:
+        cluster_mod.down(name)
+
+
+def test_the_main_job_installs_base_istiod_and_gateway_from_the_served_repository(
+    own_cluster: cluster_mod.Cluster, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    said: list[str] = []
+    installed = demo.run(Layout(REPO), own_cluster.kubeconfig, tmp_path, said.append)
+
+    rows = [line.split()[:2] for line in installed.search.splitlines()[1:]]
+    assert sorted(rows) == [
+        ["meshcharts/base", "1.12.0"],
+        ["meshcharts/gateway", "1.12.0"],
+        ["meshcharts/istiod", "1.12.0"],
+    ]
+    assert installed.releases == [
+        ("istio-base", "base", "istio-system"),
+        ("istiod", "istiod", "istio-system"),
+        ("istio-ingressgateway", "gateway", "istio-ingress"),
+    ]
+    assert any("re-packaging 3 archives is a no-op" in line for line in said), said
+    assert any("answered by the meshcharts admission recorder" in line for line in said), said
+
+    helm = Helm(kubeconfig=own_cluster.kubeconfig)
+    for release, chart, namespace in installed.releases:
+        status = helm.run(["status", release, "--namespace", namespace])
+        assert "STATUS: deployed" in status, status
+        assert f"{chart}-1.12.0" in helm.run(["list", "--namespace", namespace, "--filter", f"^{release}$"])
+    kube = kube_for(own_cluster.kubeconfig)
+    waits.deployment_available(kube.apps, "istio-system", "istiod", timeout=30)
+    waits.deployment_available(kube.apps, "istio-ingress", "istio-ingressgateway", timeout=30)
+    assert kube.ext.read_custom_resource_definition("virtualservices.networking.istio.io")
+    assert installed.gateway_address == waits.service_address(kube.core, "istio-ingress", "istio-ingressgateway")
+
+    shown = capfd.readouterr().out
+    for expected in ("istio-ingressgateway", "deployment.apps/istiod", "service/istio-ingressgateway", "LoadBalancer"):
+        assert expected in shown, shown
+
+
+@pytest.fixture
+def scratch_copy(tmp_path: Path) -> Layout:
+    return demo.copy_repository(REPO, tmp_path / "source")
+
+
+def test_release_check_refuses_a_published_archive_that_charts_no_longer_pack_to(
+    scratch_copy: Layout, tmp_path: Path
+) -> None:
+    archive = scratch_copy.packages / "gateway-1.12.0.tgz"
+    archive.write_bytes(archive.read_bytes() + b"\0")
+    with pytest.raises(RepoError, match=r"gateway-1\.12\.0\.tgz is published with sha256"):
+        demo.check_release(scratch_copy, tmp_path / "work", Helm().with_home(tmp_path / "helm"), lambda _: None)
+
+
+def test_release_check_refuses_a_provenance_file_whose_signed_text_was_changed(
+    scratch_copy: Layout, tmp_path: Path
+) -> None:
+    prov = scratch_copy.packages / "istiod-1.12.0.tgz.prov"
+    prov.write_text(prov.read_text().replace("sha256:", "sha256:0", 1))
+    with pytest.raises(HelmError, match=r"istiod-1\.12\.0\.tgz"):
+        demo.check_release(scratch_copy, tmp_path / "work", Helm().with_home(tmp_path / "helm"), lambda _: None)
