@@ -43,7 +43,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     with contextlib.suppress(ValueError):
         group.addoption("--kubeconfig", default=None, help="kubeconfig of the cluster for --cluster-provider existing")
     group.addoption("--keep-cluster", action="store_true", help="leave the session cluster running afterwards")
-    group.addoption("--cluster-name", default="meshcharts-test", help="name of the session cluster")
+    group.addoption(
+        "--cluster-name",
+        default=None,
+        help="name of the session cluster (default: meshcharts-test with --keep-cluster, so a later run reuses it; "
+        "otherwise one of this run's own, so concurrent runs never share a cluster)",
+    )
     group.addoption(
         "--upgrade-report",
         default=None,
@@ -109,7 +114,9 @@ def kube_for(kubeconfig: Path) -> Kube:
 def mesh_cluster(pytestconfig: pytest.Config) -> Iterator[cluster_mod.Cluster]:
     """The session cluster: brought up once (or found up), KUBECONFIG exported, taken down at the end."""
     provider = pytestconfig.getoption("--cluster-provider")
-    name = pytestconfig.getoption("--cluster-name")
+    name = pytestconfig.getoption("--cluster-name") or (
+        "meshcharts-test" if pytestconfig.getoption("--keep-cluster") else f"meshcharts-test-{os.getpid()}"
+    )
     kubeconfig = pytestconfig.getoption("--kubeconfig")
     keep = pytestconfig.getoption("--keep-cluster")
     if provider == "kind" and cluster_mod.container_engine_socket() is None:
