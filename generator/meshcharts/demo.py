@@ -83,7 +83,11 @@ def check_release(source: Layout, scratch: Path, helm: Helm, say: Say) -> tuple[
             + (", ".join(changed) or "index.yaml")
         )
     archives = sorted(layout.packages.glob("*.tgz"))
-    say(f"release: re-packaging {len(archives)} archives is a no-op (byte-identical), index.yaml unchanged")
+    charts = len(repo.chart_dirs(layout))
+    say(
+        f"release: the {charts} charts in charts/ pack to their published archives byte for byte; nothing to "
+        f"package, sign or index ({len(archives)} archives published, index.yaml unchanged)"
+    )
     problems = index_mod.verify(layout.root, layout.index)
     if problems:
         raise RepoError("index.yaml does not match packages/:\n" + "\n".join(f"  {p}" for p in problems))

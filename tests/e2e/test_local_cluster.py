@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -222,11 +222,9 @@ def test_up_that_runs_out_of_time_cleans_up_after_itself() -> None:
 
 
 @pytest.fixture(scope="module")
-def local_cluster(k8s_version: str) -> Iterator[cluster.Cluster]:
-    name = _unique("e2e")
-    up = cluster.up(name, timeout=120, k8s_version=k8s_version)
-    yield up
-    cluster.down(name, timeout=60)
+def local_cluster(mesh_cluster: cluster.Cluster) -> cluster.Cluster:
+    """The plugin's session cluster (a local one here: see local_provider_only); one fewer bring-up."""
+    return mesh_cluster
 
 
 def test_up_of_a_cluster_that_is_already_up_returns_it_without_starting_another(

@@ -99,7 +99,8 @@ def stranger_keyring(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_push_stores_the_archive_and_its_provenance_as_layers(
     pushed: str, oci_registry: OciRegistry, name: str, version: str, archive: Path
 ) -> None:
-    assert oci_registry.tags(f"charts/{name}") == [version.replace("+", "_")]
+    published = sorted(a.name[len(name) + 1 : -len(".tgz")] for a in (REPO / "packages").glob(f"{name}-*.tgz"))
+    assert oci_registry.tags(f"charts/{name}") == [v.replace("+", "_") for v in published]
     manifest = oci_registry.manifest(f"charts/{name}", version.replace("+", "_"))
     layers = {layer["mediaType"]: layer["digest"] for layer in manifest["layers"]}
     prov = archive.with_name(archive.name + ".prov")
