@@ -7,7 +7,6 @@ port that nothing it started is left behind. Every failure is a ClusterError nam
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -532,15 +531,9 @@ def _local_up(local: Local, name: str, *, nodes: int, timeout: float, api_port: 
     return Cluster(name, "local", kubeconfig)
 
 
-@contextlib.contextmanager
-def _machine_lock(filename: str) -> Iterator[None]:
-    path = Path(tempfile.gettempdir()) / filename
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _machine_lock(filename: str) -> contextlib.AbstractContextManager[None]:
+    """An exclusive lock shared by every process on this machine (a file in the temp directory)."""
+    return tools.locked(Path(tempfile.gettempdir()) / filename)
 
 
 def _exited_component(local: Local, name: str) -> str | None:

@@ -11,8 +11,6 @@ import datetime as dt
 import functools
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ import yaml
 
 from meshcharts.errors import Problem, RepoError
 from meshcharts.package import read_archive
+from meshcharts.write import atomic_write
 
 INDEX_KEYS = {"apiVersion", "entries", "generated", "serverInfo", "publicKeys", "annotations"}
 METADATA_KEYS = {
@@ -236,20 +235,8 @@ def merge(
     check = check_index(data)  # never write what Helm would refuse
     if check:
         raise RepoError("internal: the merged index would not load in Helm: " + "; ".join(map(str, check)))
-    _write_text_atomically(index_path, dump(data, fmt))
+    atomic_write(index_path, dump(data, fmt))
     return IndexResult(added, written=True)
-
-
-def _write_text_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def verify(root: Path, index_path: Path | None = None, fetch: Callable[[str], bytes] | None = None) -> list[Problem]:

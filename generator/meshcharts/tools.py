@@ -420,7 +420,8 @@ def verify(binary: Binary, path: Path) -> str:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created if needed) for the block's duration."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -467,7 +468,7 @@ def install(
         if chain.is_current(build, expected):
             progress(Progress(build.dirname, "cached", time.monotonic() - start))
             continue
-        with _locked(chain.toolchain_dir / ".lock"):
+        with locked(chain.toolchain_dir / ".lock"):
             if chain.is_current(build, expected):
                 progress(Progress(build.dirname, "built by another process", time.monotonic() - start))
                 continue

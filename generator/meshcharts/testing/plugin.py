@@ -39,9 +39,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="local",
         help="where the session cluster comes from (default: local, kwok-simulated nodes)",
     )
-    # pytest-helm-charts already owns --kubeconfig (its option for KUBECONFIG); share it rather than clash.
-    with contextlib.suppress(ValueError):
-        group.addoption("--kubeconfig", default=None, help="kubeconfig of the cluster for --cluster-provider existing")
+    # --kubeconfig comes from pytest-helm-charts (a dependency; its option for KUBECONFIG): registering it
+    # here too would make whichever plugin loads second fail, so the existing provider reads theirs.
     group.addoption("--keep-cluster", action="store_true", help="leave the session cluster running afterwards")
     group.addoption(
         "--cluster-name",
@@ -117,7 +116,7 @@ def mesh_cluster(pytestconfig: pytest.Config) -> Iterator[cluster_mod.Cluster]:
     name = pytestconfig.getoption("--cluster-name") or (
         "meshcharts-test" if pytestconfig.getoption("--keep-cluster") else f"meshcharts-test-{os.getpid()}"
     )
-    kubeconfig = pytestconfig.getoption("--kubeconfig")
+    kubeconfig = pytestconfig.getoption("--kubeconfig", None)
     keep = pytestconfig.getoption("--keep-cluster")
     if provider == "kind" and cluster_mod.container_engine_socket() is None:
         pytest.skip(cluster_mod.KIND_ENGINE_SKIP)
