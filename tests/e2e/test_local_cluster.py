@@ -228,12 +228,12 @@ def local_cluster(mesh_cluster: cluster.Cluster) -> cluster.Cluster:
 
 
 def test_up_of_a_cluster_that_is_already_up_returns_it_without_starting_another(
-    local_cluster: cluster.Cluster,
+    local_cluster: cluster.Cluster, k8s_version: str
 ) -> None:
     local = cluster.Local()
     pids = local.pids(local_cluster.name)
     said: list[str] = []
-    again = cluster.up(local_cluster.name, timeout=30, say=said.append)
+    again = cluster.up(local_cluster.name, timeout=30, say=said.append, k8s_version=k8s_version)
     assert again == local_cluster
     assert local.pids(local_cluster.name) == pids
     assert said == [f"local cluster {local_cluster.name} already exists; waiting for it to be ready"]
