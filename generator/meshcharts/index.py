@@ -19,9 +19,9 @@ from typing import Any
 import semver
 import yaml
 
+from meshcharts._files import atomic_write
 from meshcharts.errors import Problem, RepoError
 from meshcharts.package import read_archive
-from meshcharts.write import atomic_write
 
 INDEX_KEYS = {"apiVersion", "entries", "generated", "serverInfo", "publicKeys", "annotations"}
 METADATA_KEYS = {

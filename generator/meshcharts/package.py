@@ -10,15 +10,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import os
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from meshcharts._files import atomic_write
 from meshcharts.errors import RepoError
 
 # 2021-11-18T00:00:00Z, the day Istio 1.12.0 shipped: a fixed, meaningful mtime for every entry.
@@ -122,19 +121,6 @@ def archive_file(path: Path, rel: str) -> bytes | None:
     return None
 
 
-def write_bytes_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @dataclass(frozen=True)
 class PackageResult:
     archive: Path
@@ -154,5 +140,5 @@ def package(chart_dir: Path, out_dir: Path) -> PackageResult:
             f"packs to different bytes (sha256 {hashlib.sha256(data).hexdigest()}). A published archive never "
             "changes: bump `version` in generator/specs/suite.yaml, run `meshcharts generate`, then package."
         )
-    write_bytes_atomically(target, data)
+    atomic_write(target, data)
     return PackageResult(target, created=True)

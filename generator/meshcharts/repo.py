@@ -21,6 +21,7 @@ import yaml
 from meshcharts import index as index_mod
 from meshcharts import package as package_mod
 from meshcharts import write
+from meshcharts._files import atomic_write
 from meshcharts.errors import RepoError
 from meshcharts.helm import Helm
 from meshcharts.paths import Layout
@@ -57,7 +58,7 @@ def package_all(layout: Layout) -> list[package_mod.PackageResult]:
         )
     results = []
     for target, data in planned:
-        package_mod.write_bytes_atomically(target, data)
+        atomic_write(target, data)
         results.append(package_mod.PackageResult(target, created=True))
     return results
 
@@ -91,7 +92,7 @@ def sign(archive: Path, key: str, gnupg_home: Path | None = None) -> Path:
         if prov.read_text() == signed:
             return prov
         raise RepoError(f"{prov.name} already exists; a published provenance file is never replaced")
-    package_mod.write_bytes_atomically(prov, signed.encode())
+    atomic_write(prov, signed.encode())
     return prov
 
 

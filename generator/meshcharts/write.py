@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import difflib
-import os
-import tempfile
 from pathlib import Path
 
 from meshcharts import render, spec
+from meshcharts._files import atomic_write
 from meshcharts.paths import Layout
 
 
@@ -21,20 +20,6 @@ def _previous_manifest(charts: Path) -> list[str]:
     if not path.is_file():
         return []
     return [line for line in path.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")]
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file in the same directory and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def generate(layout: Layout) -> list[str]:
