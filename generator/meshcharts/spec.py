@@ -269,9 +269,6 @@ def _load_suite(c: _Collector, data: Any, where: str) -> Suite:
 _VALUE_KEYS = {"type", "default", "doc", "enum", "minimum", "maximum", "pattern", "deprecated", "schema", "readBy"}
 
 
-SUITE_REFERENCES = ("$suite.version", "$suite.hub")
-
-
 def _suite_default(value: Any, suite: Suite | None) -> Any:
     """`$suite.version` / `$suite.hub` as a default: the images a release points at follow the suite."""
     if suite is not None and value == "$suite.version":

@@ -535,5 +535,4 @@ def data_path(name: str, filename: str, *, cache: Path | None = None) -> Path:
     return Toolchain(cache or cache_root()).data_path(name, filename)
 
 
-tool_path = path
 """The same as `path`; the name the render tests' fixtures look up."""

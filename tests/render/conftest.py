@@ -17,15 +17,13 @@ CHARTS = REPO / "charts"
 
 
 def _helm_binary(major: int) -> Path:
+    from meshcharts import tools
+    from meshcharts.errors import ToolError
+
     try:
-        from meshcharts import tools  # type: ignore[attr-defined]
-    except ImportError:  # until the toolchain module lands: its cache layout
-        version = "v4.3.1" if major == 4 else "v3.22.0"
-        path = Path.home() / ".cache" / "meshcharts" / "toolchain" / f"helm-{version}" / "bin" / "helm"
-        if not path.exists():
-            pytest.skip(f"requires helm {version} (build it with `meshcharts tools install`)")
-        return path
-    return Path(tools.tool_path("helm" if major == 4 else "helm3"))
+        return tools.path("helm" if major == 4 else "helm3")
+    except ToolError as err:
+        pytest.skip(f"requires Helm {major}: {err}")
 
 
 @dataclass

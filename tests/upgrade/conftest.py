@@ -9,12 +9,10 @@ import pytest
 
 from meshcharts import index, package, repo, upgrade
 from meshcharts.paths import Layout
-from tests.e2e.conftest import NEEDED, control_plane, istio_base, recorder  # noqa: F401 - shared fixtures
+from tests.e2e.conftest import control_plane, istio_base, recorder  # noqa: F401 - shared fixtures
 from tests.e2e.conftest import pytest_collection_modifyitems as _mark_cluster_tests
 
 REPO = Path(__file__).resolve().parents[2]
-
-__all__ = ["NEEDED"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -5,7 +5,6 @@ needs to be understood (events, pods, Helm status and history, control-plane log
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,7 +170,3 @@ class ReleaseFactory:
         if log_tails is not None:
             parts.append(log_tails())
         return "\n".join(parts)
-
-
-def scratch_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="meshcharts-release-"))
