@@ -506,7 +506,7 @@ def _local_up(local: Local, name: str, *, nodes: int, timeout: float, api_port: 
                     )
                 except ClusterError as err:
                     raise ClusterError(f"{err}{_port_in_use_hint(local, name)}") from err
-                _wait_listening(local, name, deadline=start + timeout)
+                _wait_listening(local, name, deadline=start + timeout, timeout=timeout)
             local.record(name)
             say(f"control plane started ({time.monotonic() - start:.1f}s); adding {nodes} node(s)")
             _run(
@@ -547,7 +547,7 @@ def _exited_component(local: Local, name: str) -> str | None:
     return None
 
 
-def _wait_listening(local: Local, name: str, *, deadline: float) -> None:
+def _wait_listening(local: Local, name: str, *, deadline: float, timeout: float) -> None:
     """Wait until every port kwokctl assigned to the cluster is listening, or a component exits."""
     ports = local.ports(name)
     while not set(ports.values()) <= listening_ports():
@@ -556,7 +556,9 @@ def _wait_listening(local: Local, name: str, *, deadline: float) -> None:
             raise ClusterError(f"local cluster {name} did not start: {problem}")
         if time.monotonic() > deadline:
             missing = {what: port for what, port in ports.items() if port not in listening_ports()}
-            raise ClusterError(f"local cluster {name}: ports {missing} not listening in time")
+            raise ClusterError(
+                f"timed out after {timeout:g}s waiting for the ports of local cluster {name} to listen: {missing}"
+            )
         time.sleep(0.05)
 
 
