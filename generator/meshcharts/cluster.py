@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from meshcharts import tools
+from meshcharts.egress import Egress
 from meshcharts.errors import ClusterError, ToolError, UsageError
 from meshcharts.paths import find_root
 
@@ -283,19 +284,31 @@ class Local:
         env.pop("KUBECONFIG", None)
         return env
 
-    def kwokctl_config(self) -> str | None:
-        """kwokctl configuration (read from stdin at create) that adds `stages` to kwok-controller's --config."""
-        if not self.stages:
-            return None
-        patch = {
-            "name": "kwok-controller",
-            "extraArgs": [{"key": "config", "value": str(path.absolute())} for path in self.stages],
-        }
+    def egress(self, name: str) -> Egress:
+        """The loopback-only egress proxy of cluster `name` (kept beside, not inside, kwokctl's directory)."""
+        return Egress(self.workdir / "egress" / name)
+
+    def kwokctl_config(self, name: str) -> str:
+        """kwokctl configuration (read from stdin at create): the API server's egress selector, and
+        `stages` added to kwok-controller's --config."""
+        patches: list[dict[str, Any]] = [
+            {
+                "name": "kube-apiserver",
+                "extraArgs": [{"key": "egress-selector-config-file", "value": str(self.egress(name).config)}],
+            }
+        ]
+        if self.stages:
+            patches.append(
+                {
+                    "name": "kwok-controller",
+                    "extraArgs": [{"key": "config", "value": str(path.absolute())} for path in self.stages],
+                }
+            )
         return yaml.safe_dump(
             {
                 "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
                 "kind": "KwokctlConfiguration",
-                "componentsPatches": [patch],
+                "componentsPatches": patches,
             },
             sort_keys=False,
         )
@@ -336,9 +349,7 @@ class Local:
         ]
         if api_port is not None:
             argv += ["--kube-apiserver-port", str(api_port)]
-        if self.stages:
-            argv += ["--config", "-"]
-        return argv
+        return [*argv, "--config", "-"]
 
     def pids(self, name: str) -> dict[str, int]:
         """Component -> pid, from the pid files kwokctl keeps."""
@@ -475,10 +486,19 @@ def _local_up(local: Local, name: str, *, nodes: int, timeout: float, api_port: 
             f"local cluster {name} already runs Kubernetes {local.recorded_version(name)}, not {local.k8s_version}; "
             f"fix: `meshcharts cluster down --name {name}` first, or pick another --name"
         )
+    egress = local.egress(name)
     if local.exists(name):
         if local.pids(name) and all(pid_alive(p) for p in local.pids(name).values()):
+            if not egress.config.is_file():
+                raise ClusterError(
+                    f"local cluster {name} was started without the loopback-only egress proxy, so its API server "
+                    f"may dial addresses off this machine; fix: `meshcharts cluster down --name {name}` and bring "
+                    "it up again"
+                )
             say(f"local cluster {name} already exists; waiting for it to be ready")
+            egress.start(kubeconfig)
             wait_ready(kubeconfig, nodes=nodes, timeout=timeout, logs=lambda c: local.log_tail(name, c))
+            say(egress.describe())
             return Cluster(name, "local", kubeconfig)
         raise ClusterError(
             f"local cluster {name} exists in {local.cluster_dir(name)} but not all its processes run; "
@@ -492,6 +512,10 @@ def _local_up(local: Local, name: str, *, nodes: int, timeout: float, api_port: 
     start = time.monotonic()
     say(f"starting local cluster {name} (kwokctl binary runtime, Kubernetes {local.k8s_version})")
     try:
+        # The proxy listens before the API server starts, so no dial of the API server ever goes direct.
+        egress.stop()
+        egress.prepare()
+        egress.start(kubeconfig)
         with _prefetch_kubernetes_client():
             # kwokctl picks ports by probing from 32767 down; two creations at once pick the same
             # ones. One creation at a time per machine, until every picked port is listening.
@@ -502,7 +526,7 @@ def _local_up(local: Local, name: str, *, nodes: int, timeout: float, api_port: 
                         env=env,
                         timeout=timeout,
                         what=f"creating local cluster {name}",
-                        stdin=local.kwokctl_config(),
+                        stdin=local.kwokctl_config(name),
                     )
                 except ClusterError as err:
                     raise ClusterError(f"{err}{_port_in_use_hint(local, name)}") from err
@@ -526,8 +550,10 @@ def _local_up(local: Local, name: str, *, nodes: int, timeout: float, api_port: 
     except BaseException:
         with contextlib.suppress(ClusterError):
             _local_down(local, name, timeout=30, say=_quiet)
+        egress.stop()
         raise
     say(f"local cluster {name} ready ({time.monotonic() - start:.1f}s)")
+    say(egress.describe())
     return Cluster(name, "local", kubeconfig)
 
 
@@ -563,8 +589,13 @@ def _wait_listening(local: Local, name: str, *, deadline: float, timeout: float)
 
 
 def _local_down(local: Local, name: str, *, timeout: float, say: Say) -> None:
+    egress = local.egress(name)
     if not local.exists(name):
-        say(f"no local cluster {name}")
+        if egress.directory.exists():
+            egress.stop(timeout=timeout)
+            say(f"no local cluster {name}; its egress proxy and files are removed")
+        else:
+            say(f"no local cluster {name}")
         return
     try:
         kwokctl = tools.path("kwokctl", cache=local.cache)
@@ -588,6 +619,10 @@ def _local_down(local: Local, name: str, *, timeout: float, say: Say) -> None:
             say(f"{comp} (pid {pid}) outlived `kwokctl delete cluster`; sending SIGKILL")
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+    proxy = egress.pid()
+    egress.stop(timeout=max(1.0, deadline - time.monotonic()))
+    if proxy is not None:
+        ours["egress-proxy"] = proxy
     left = {comp: pid for comp, pid in ours.items() if pid_alive(pid)}
     while ports and time.monotonic() < deadline and set(ports.values()) & listening_ports():
         time.sleep(0.1)

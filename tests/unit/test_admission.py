@@ -241,3 +241,33 @@ def test_a_deny_rule_that_raises_refuses_the_request_naming_the_error(recorder: 
     assert answer["response"]["allowed"] is False
     assert answer["response"]["status"]["code"] == 500
     assert "raised KeyError('labels')" in answer["response"]["status"]["message"]
+
+
+def test_a_service_name_asked_by_sni_gets_a_certificate_for_that_name_and_is_recorded_as_the_host(
+    recorder: AdmissionRecorder,
+) -> None:
+    """How a Service webhook reaches the recorder through the egress proxy: TLS for `istiod.istio-system.svc`."""
+    context = ssl.create_default_context(cadata=recorder.ca_pem.decode())
+    raw = socket.create_connection(("127.0.0.1", recorder.port), timeout=5)
+    with context.wrap_socket(raw, server_hostname="istiod.istio-system.svc") as tls:
+        names = [value for kind, value in tls.getpeercert()["subjectAltName"]]
+        assert names == ["istiod.istio-system.svc"]
+        body = json.dumps(_review()).encode()
+        tls.sendall(
+            b"POST /inject HTTP/1.1\r\nHost: istiod.istio-system.svc\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        assert tls.recv(64).startswith(b"HTTP/1.0 200")
+    (seen,) = recorder.requests(host="istiod.istio-system.svc", path="/inject")
+    assert seen.describe().startswith("istiod.istio-system.svc/inject CREATE Pod apps/web")
+    assert recorder.requests(host="", path="/inject") == []
+
+
+def test_without_sni_the_recorder_presents_its_ip_certificate(recorder: AdmissionRecorder) -> None:
+    """URL webhooks (`https://127.0.0.1:PORT/...`) send no server name: they get the IP certificate."""
+    context = ssl.create_default_context(cadata=recorder.ca_pem.decode())
+    context.check_hostname = False
+    raw = socket.create_connection(("127.0.0.1", recorder.port), timeout=5)
+    with context.wrap_socket(raw) as tls:
+        assert tls.getpeercert()["subjectAltName"] == (("IP Address", "127.0.0.1"),)

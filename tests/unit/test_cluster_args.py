@@ -227,18 +227,23 @@ def test_extra_stages_reach_kwok_controller_through_a_components_patch_not_kwokc
     binaries = {name: tmp_path / name for name in ("kwokctl", "kwok", "etcd", *cluster.tools.KUBERNETES_COMPONENTS)}
     argv = local.create_argv("x", binaries, api_port=None)
     assert argv[-2:] == ["--config", "-"]
-    config = yaml.safe_load(local.kwokctl_config() or "")
-    assert config == {
-        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
-        "kind": "KwokctlConfiguration",
-        "componentsPatches": [{"name": "kwok-controller", "extraArgs": [{"key": "config", "value": str(stage)}]}],
-    }
+    config = yaml.safe_load(local.kwokctl_config("x"))
+    patches = {patch["name"]: patch["extraArgs"] for patch in config["componentsPatches"]}
+    assert patches["kwok-controller"] == [{"key": "config", "value": str(stage)}]
 
 
-def test_a_local_cluster_without_extra_stages_reads_no_config_from_stdin(tmp_path: Path) -> None:
+def test_every_local_cluster_api_server_gets_its_own_egress_selector_config(tmp_path: Path) -> None:
+    """Without extra stages too: the egress selector is what keeps the API server's dials on loopback."""
     local = cluster.Local(tmp_path)
     binaries = {name: tmp_path / name for name in ("kwokctl", "kwok", "etcd", *cluster.tools.KUBERNETES_COMPONENTS)}
     argv = local.create_argv("x", binaries, api_port=None)
-    assert "-" not in argv  # only the loopback-binding config file, nothing read from stdin
-    assert argv.count("--config") == 1
-    assert local.kwokctl_config() is None
+    assert argv[-2:] == ["--config", "-"]
+    config = yaml.safe_load(local.kwokctl_config("x"))
+    assert config["kind"] == "KwokctlConfiguration"
+    assert config["componentsPatches"] == [
+        {
+            "name": "kube-apiserver",
+            "extraArgs": [{"key": "egress-selector-config-file", "value": str(local.egress("x").config)}],
+        }
+    ]
+    assert local.egress("x").config != local.egress("y").config

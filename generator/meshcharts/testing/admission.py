@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from meshcharts.egress import Egress
 from meshcharts.errors import MeshchartsError
 
 if TYPE_CHECKING:
@@ -65,13 +66,15 @@ class AdmissionRequest:
     allowed: bool
     message: str
     obj: Mapping[str, Any] = field(repr=False)
+    host: str = ""
+    """The server name the API server asked for by SNI: `istiod.istio-system.svc` for a Service webhook."""
 
     def describe(self) -> str:
-        """One line for failure messages: `POST /inject CREATE Pod ns/name allowed`."""
+        """One line for failure messages: `istiod.istio-system.svc/inject CREATE Pod ns/name allowed`."""
         who = f"{self.namespace}/{self.name or self.generate_name + '*'}" if self.namespace else self.name
         verdict = "allowed" if self.allowed else f"denied ({self.message})"
         dry = " dryRun" if self.dry_run else ""
-        return f"{self.path} {self.operation} {self.kind} {who}{dry} {verdict}"
+        return f"{self.host}{self.path} {self.operation} {self.kind} {who}{dry} {verdict}"
 
 
 Predicate = Callable[[AdmissionRequest], bool]
@@ -84,9 +87,10 @@ def where(
     namespace: str | None = None,
     name: str | None = None,
     operation: str | None = None,
+    host: str | None = None,
 ) -> Predicate:
     """A predicate matching requests on every given field (None matches anything)."""
-    wanted = {"path": path, "kind": kind, "namespace": namespace, "name": name, "operation": operation}
+    wanted = {"path": path, "kind": kind, "namespace": namespace, "name": name, "operation": operation, "host": host}
     given = {key: value for key, value in wanted.items() if value is not None}
 
     def matches(request: AdmissionRequest) -> bool:
@@ -109,65 +113,70 @@ class _Credentials:
     key_pem: bytes
 
 
-def _credentials(host: str) -> _Credentials:
-    """A fresh CA and a serving certificate it signs for IP `host` (EC P-256, valid for a week)."""
-    now = datetime.datetime.now(datetime.UTC)
-    not_before, not_after = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=_CERT_DAYS)
+class _Authority:
+    """A fresh CA (EC P-256, valid for a week) that signs serving certificates for an IP or a DNS name."""
 
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "meshcharts admission recorder CA")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
+    def __init__(self) -> None:
+        now = datetime.datetime.now(datetime.UTC)
+        self.not_before, self.not_after = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=_CERT_DAYS)
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "meshcharts admission recorder CA")])
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(self.name)
+            .issuer_name(self.name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(self.not_before)
+            .not_valid_after(self.not_after)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
+        self.ca_pem = self.cert.public_bytes(serialization.Encoding.PEM)
+
+    def issue(self, host: str) -> _Credentials:
+        """A serving certificate for `host`: an IP SAN for an address, a DNS SAN for a name (a Service's)."""
+        try:
+            san: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
+        except ValueError:
+            san = x509.DNSName(host)
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+            .issuer_name(self.name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(self.not_before)
+            .not_valid_after(self.not_after)
+            .add_extension(x509.SubjectAlternativeName([san]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
+        return _Credentials(
+            ca_pem=self.ca_pem,
+            cert_pem=cert.public_bytes(serialization.Encoding.PEM),
+            key_pem=key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             ),
-            critical=True,
         )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    return _Credentials(
-        ca_pem=ca_cert.public_bytes(serialization.Encoding.PEM),
-        cert_pem=cert.public_bytes(serialization.Encoding.PEM),
-        key_pem=key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ),
-    )
 
 
 def _server_context(credentials: _Credentials) -> ssl.SSLContext:
@@ -180,6 +189,29 @@ def _server_context(credentials: _Credentials) -> ssl.SSLContext:
         key_file.write_bytes(credentials.key_pem)
         context.load_cert_chain(cert_file, key_file)
     return context
+
+
+class _Identities:
+    """TLS contexts by server name: the recorder's IP by default, and on demand the Service name a client
+    asks for by SNI (`istiod.istio-system.svc`), each signed by the recorder's one CA."""
+
+    def __init__(self, authority: _Authority, host: str) -> None:
+        self.authority = authority
+        self._lock = threading.Lock()
+        self._by_name: dict[str, ssl.SSLContext] = {}
+        self.default = _server_context(authority.issue(host))
+        self.default.sni_callback = self._select
+
+    def _select(self, sock: Any, server_name: str | None, _: ssl.SSLContext) -> None:
+        sock.meshcharts_server_name = server_name or ""
+        if not server_name:
+            return
+        with self._lock:
+            context = self._by_name.get(server_name)
+            if context is None:
+                context = _server_context(self.authority.issue(server_name))
+                self._by_name[server_name] = context
+        sock.context = context
 
 
 class _Server(ThreadingHTTPServer):
@@ -224,7 +256,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(400, {"error": f"not an AdmissionReview: {err}"})
             return
         path = self.path.split("?", 1)[0]
-        response = self.server.recorder._admit(path, str(review.get("apiVersion", "")), request)
+        host = str(getattr(self.request, "meshcharts_server_name", ""))
+        response = self.server.recorder._admit(path, str(review.get("apiVersion", "")), request, host=host)
         answer = {"uid": uid, "allowed": response.allowed}
         if not response.allowed:
             answer["status"] = {"code": response.code, "message": response.message}
@@ -272,13 +305,15 @@ class AdmissionRecorder:
 
     def __init__(self) -> None:
         self._host = HOST
-        self._credentials = _credentials(HOST)
+        self._authority = _Authority()
+        self._identities: _Identities | None = None
         self._records: list[AdmissionRequest] = []
         self._tls_errors: list[str] = []
         self._rules: list[_DenyRule] = []
         self._changed = threading.Condition()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._services: set[tuple[str, str]] = set()
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -291,7 +326,8 @@ class AdmissionRecorder:
         except OSError as err:
             raise RecorderError(f"the admission recorder cannot listen on {self._host}: {err}") from err
         server.recorder = self
-        server.tls = _server_context(self._credentials)
+        self._identities = self._identities or _Identities(self._authority, self._host)
+        server.tls = self._identities.default
         thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.1},
@@ -341,12 +377,28 @@ class AdmissionRecorder:
     @property
     def ca_pem(self) -> bytes:
         """The PEM of the CA that signed the serving certificate."""
-        return self._credentials.ca_pem
+        return self._authority.ca_pem
 
     @property
     def ca_bundle(self) -> str:
         """`ca_pem` base64-encoded, as a webhook's `clientConfig.caBundle` holds it."""
-        return base64.b64encode(self._credentials.ca_pem).decode()
+        return base64.b64encode(self._authority.ca_pem).decode()
+
+    # --- answering a Service's webhooks -------------------------------------------------------------
+
+    def stand_in_for(self, egress: Egress, namespace: str, name: str, *, port: int = 443) -> None:
+        """Answer the webhooks of Service `namespace/name` (as istiod answers its own): the local cluster's
+        egress proxy sends the API server's connections for that Service port here, and `patch_ca_bundle`
+        then trusts this recorder on the webhooks that call the Service. No URL override is needed."""
+        egress.route(namespace, name, port, f"{self._host}:{self.port}")
+        with self._changed:
+            self._services.add((namespace, name))
+
+    @property
+    def services(self) -> frozenset[tuple[str, str]]:
+        """The Services (namespace, name) this recorder stands in for."""
+        with self._changed:
+            return frozenset(self._services)
 
     # --- what tests configure ------------------------------------------------------------------------
 
@@ -376,9 +428,10 @@ class AdmissionRecorder:
         namespace: str | None = None,
         name: str | None = None,
         operation: str | None = None,
+        host: str | None = None,
     ) -> list[AdmissionRequest]:
         """Recorded requests in arrival order, filtered on every given field."""
-        matches = where(path=path, kind=kind, namespace=namespace, name=name, operation=operation)
+        matches = where(path=path, kind=kind, namespace=namespace, name=name, operation=operation, host=host)
         with self._changed:
             return [r for r in self._records if matches(r)]
 
@@ -415,7 +468,7 @@ class AdmissionRecorder:
 
     # --- called by the server threads ----------------------------------------------------------------
 
-    def _admit(self, path: str, api_version: str, request: Mapping[str, Any]) -> _Verdict:
+    def _admit(self, path: str, api_version: str, request: Mapping[str, Any], *, host: str = "") -> _Verdict:
         meta = _object_meta(request)
         kind = request.get("kind") or {}
         user = request.get("userInfo") or {}
@@ -437,6 +490,7 @@ class AdmissionRecorder:
             allowed=True,
             message="",
             obj=dict(request.get("object") or request.get("oldObject") or {}),
+            host=host,
         )
         with self._changed:
             try:
@@ -462,11 +516,12 @@ _KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 
 
 def patch_ca_bundle(api: ApiClient, kind: str, name: str, recorder: AdmissionRecorder) -> list[str]:
-    """Set `caBundle` to the recorder's CA on the webhooks of `kind` `name` whose URL points at the recorder.
+    """Set `caBundle` to the recorder's CA on the webhooks of `kind` `name` that reach the recorder: by a URL
+    pointing at it, or by a Service it stands in for (`AdmissionRecorder.stand_in_for`).
 
-    Returns the names of the webhooks patched; RecorderError if none points at the recorder (the
-    configuration would never reach it). Each change is guarded by a JSON patch `test` of the URL,
-    so a concurrent edit of that webhook fails instead of being overwritten.
+    Returns the names of the webhooks patched; RecorderError if none reaches the recorder (the
+    configuration would never reach it). Each change is guarded by a JSON patch `test` of the URL or
+    Service name, so a concurrent edit of that webhook fails instead of being overwritten.
     """
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
@@ -487,18 +542,24 @@ def patch_ca_bundle(api: ApiClient, kind: str, name: str, recorder: AdmissionRec
 
     ops: list[dict[str, Any]] = []
     patched: list[str] = []
+    services = recorder.services
     for index, (webhook, client_config) in enumerate(webhooks):
-        url = client_config.url
-        if url is None or not _points_at(url, recorder):
+        url, service = client_config.url, client_config.service
+        if url is not None and _points_at(url, recorder):
+            ops.append({"op": "test", "path": f"/webhooks/{index}/clientConfig/url", "value": url})
+        elif service is not None and (service.namespace, service.name) in services:
+            ops.append({"op": "test", "path": f"/webhooks/{index}/clientConfig/service/name", "value": service.name})
+        else:
             continue
-        ops.append({"op": "test", "path": f"/webhooks/{index}/clientConfig/url", "value": url})
         ops.append({"op": "add", "path": f"/webhooks/{index}/clientConfig/caBundle", "value": recorder.ca_bundle})
         patched.append(webhook)
     if not patched:
         calls = [c.url or f"service {c.service.namespace}/{c.service.name}" for _, c in webhooks]
+        stands_in = ", ".join(f"{ns}/{svc}" for ns, svc in sorted(services)) or "no Service"
         raise RecorderError(
-            f"no webhook of {kind} {name} points at the admission recorder ({recorder.base_url}); its webhooks "
-            f"call {calls}; fix: set their clientConfig.url to recorder.url(PATH)"
+            f"no webhook of {kind} {name} reaches the admission recorder ({recorder.base_url}, standing in for "
+            f"{stands_in}); its webhooks call {calls}; fix: recorder.stand_in_for(egress, NAMESPACE, SERVICE), "
+            "or set their clientConfig.url to recorder.url(PATH)"
         )
     try:
         if kind == "MutatingWebhookConfiguration":

@@ -20,6 +20,7 @@ import pytest
 
 from meshcharts import cluster as cluster_mod
 from meshcharts import tools
+from meshcharts.egress import Egress
 from meshcharts.errors import ClusterError
 from meshcharts.helm import Helm
 from meshcharts.testing import waits
@@ -67,11 +68,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "helm3: runs with Helm 3 too (select with --helm 3 -m helm3)")
     config.addinivalue_line("markers", "namespace_labels(labels): labels of the test's fresh namespace")
+    config.addinivalue_line(
+        "markers",
+        "local_only(why): holds only on the local provider (simulated pods, the egress proxy, the admission "
+        "recorder); skipped on kind and existing clusters with `why`",
+    )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that use pytest-helm-charts' kube_cluster get the session cluster first, so its KUBECONFIG is set."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that use pytest-helm-charts' kube_cluster get the session cluster first, so its KUBECONFIG is set;
+    local_only tests skip on other providers, naming why."""
+    provider = config.getoption("--cluster-provider", "local")
     for item in items:
+        marker = item.get_closest_marker("local_only")
+        if marker is not None and provider != "local":
+            why = marker.args[0] if marker.args else "it needs the local provider"
+            item.add_marker(pytest.mark.skip(reason=f"holds only on the local provider, not {provider}: {why}"))
         names = getattr(item, "fixturenames", None)
         if names is not None and ("kube_cluster" in names or "kube_config" in names) and "mesh_cluster" not in names:
             names.insert(0, "mesh_cluster")
@@ -151,6 +163,19 @@ def mesh_cluster(pytestconfig: pytest.Config) -> Iterator[cluster_mod.Cluster]:
 def kube(mesh_cluster: cluster_mod.Cluster) -> Kube:
     """The official `kubernetes` client for the session cluster."""
     return kube_for(mesh_cluster.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def mesh_egress(mesh_cluster: cluster_mod.Cluster) -> Egress:
+    """The local session cluster's egress proxy: where its API server may connect (loopback, routed Services).
+
+    Route a Service's webhooks to a server on loopback with `AdmissionRecorder.stand_in_for(mesh_egress, ...)`.
+    """
+    if mesh_cluster.provider != "local":
+        pytest.skip(
+            f"requires the local provider's egress proxy; on {mesh_cluster.provider}, Services route to real pods"
+        )
+    return cluster_mod.Local(tools.cache_root()).egress(mesh_cluster.name)
 
 
 @pytest.fixture(scope="session")
