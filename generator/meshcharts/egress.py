@@ -420,8 +420,8 @@ class Proxy:
         authority = rest.partition(" ")[0]
         host, sep, port_text = authority.rpartition(":")
         if method != "CONNECT" or not sep or not port_text.isdigit():
-            writer.write(_status_line(405, f"only CONNECT host:port is served here, not {request!r}"))
             _log({"verdict": "refused", "request": request, "reason": "not a CONNECT"})
+            writer.write(_status_line(405, f"only CONNECT host:port is served here, not {request!r}"))
             return
         port = int(port_text)
         loop = asyncio.get_running_loop()
@@ -430,8 +430,8 @@ class Proxy:
         )
         record = {"target": authority, "service": decision.service, "reason": decision.reason}
         if decision.target is None:
-            writer.write(_status_line(503, f"meshcharts egress refused: {decision.reason}"))
             _log({"verdict": "refused", **record})
+            writer.write(_status_line(503, f"meshcharts egress refused: {decision.reason}"))
             return
         try:
             upstream_reader, upstream_writer = await asyncio.wait_for(
@@ -440,11 +440,12 @@ class Proxy:
         except (OSError, TimeoutError) as err:
             to = f"{decision.target[0]}:{decision.target[1]}"
             why = f"meshcharts egress: {decision.reason}, but connecting to {to} failed: {err}"
-            writer.write(_status_line(502, why))
             _log({"verdict": "failed", "error": str(err), **record})
+            writer.write(_status_line(502, why))
             return
-        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        # Logged before the client hears back, so whoever reads the log after a call sees the decision.
         _log({"verdict": "connected", "to": f"{decision.target[0]}:{decision.target[1]}", **record})
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         try:
             await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
         finally:

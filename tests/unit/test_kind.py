@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from meshcharts import cli, cluster, tools
+from meshcharts.cluster import kind as kind_provider
 from meshcharts.errors import ClusterError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -136,7 +137,7 @@ def test_a_bad_kind_version_is_reported_before_the_engine_is_asked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     asked: list[str] = []
-    monkeypatch.setattr(cluster, "require_engine", lambda env=None: asked.append("engine") or "")
+    monkeypatch.setattr(kind_provider, "require_engine", lambda env=None: asked.append("engine") or "")
     with pytest.raises(ClusterError, match=r"no kindest/node image for Kubernetes 1\.2 "):
         cluster.up("x", provider="kind", k8s_version="1.2", cache=tmp_path)
     assert asked == []
@@ -159,7 +160,7 @@ def test_kind_config_is_written_beside_the_kubeconfig_when_an_engine_answers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With a stand-in engine and kind binary, `up` writes the generated config and runs kind with it."""
-    monkeypatch.setattr(cluster, "require_engine", lambda env=None: "/fake.sock")
+    monkeypatch.setattr(kind_provider, "require_engine", lambda env=None: "/fake.sock")
     monkeypatch.setattr(cluster.tools, "path", lambda name, **_: tmp_path / "bin" / name)
     ran: list[list[str]] = []
 
@@ -167,7 +168,7 @@ def test_kind_config_is_written_beside_the_kubeconfig_when_an_engine_answers(
         ran.append(list(argv))
         raise ClusterError("stop after the command line")
 
-    monkeypatch.setattr(cluster, "_run", fake_run)
+    monkeypatch.setattr(kind_provider, "run_tool", fake_run)
     with pytest.raises(ClusterError, match="stop after"):
         cluster.up("ci", provider="kind", k8s_version="v1.34.4", nodes=2, cache=tmp_path)
     written = yaml.safe_load((tmp_path / "kind" / "ci.cluster.yaml").read_text())

@@ -1,0 +1,227 @@
+"""What every cluster provider shares: the Cluster handle, readiness waits, running tools, pids and ports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from meshcharts import tools
+from meshcharts.errors import ClusterError
+
+LOG_TAIL_LINES = 30
+
+Say = Callable[[str], None]
+
+
+def quiet(_: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A reachable cluster: how to talk to it and who owns its lifecycle."""
+
+    name: str
+    provider: str
+    kubeconfig: Path
+    context: str | None = None
+
+    def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Environment for a child process that should talk to this cluster (KUBECONFIG set explicitly)."""
+        env = dict(os.environ if base is None else base)
+        env["KUBECONFIG"] = str(self.kubeconfig)
+        return env
+
+
+# --- readiness (shared by every provider) -----------------------------------------------------------
+
+
+def _api_client(kubeconfig: Path, context: str | None = None) -> Any:
+    from kubernetes import config
+
+    try:
+        return config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig), context=context
+        )
+    except Exception as err:
+        raise ClusterError(f"cannot load kubeconfig {kubeconfig}: {err}") from err
+
+
+def _readyz(api: Any) -> bool:
+    try:
+        request = api.param_serialize("GET", "/readyz", auth_settings=["BearerToken"])
+        response = api.call_api(*request, _request_timeout=2)
+    except Exception:
+        return False
+    return bool(response.status == 200)
+
+
+def _ready_nodes(api: Any) -> int:
+    from kubernetes import client
+
+    try:
+        nodes = client.CoreV1Api(api).list_node(_request_timeout=5).items
+    except Exception:
+        return 0
+    ready = 0
+    for node in nodes:
+        for cond in (node.status.conditions if node.status else None) or []:
+            if cond.type == "Ready" and cond.status == "True":
+                ready += 1
+    return ready
+
+
+def _default_service_account(api: Any) -> bool:
+    from kubernetes import client
+
+    try:
+        client.CoreV1Api(api).read_namespaced_service_account("default", "default", _request_timeout=5)
+    except Exception:
+        return False
+    return True
+
+
+@dataclass
+class _Condition:
+    name: str
+    check: Callable[[], bool]
+    component: str
+
+
+def wait_ready(
+    kubeconfig: Path,
+    *,
+    nodes: int,
+    timeout: float,
+    context: str | None = None,
+    logs: Callable[[str], str] | None = None,
+    failed: Callable[[], str | None] | None = None,
+) -> None:
+    """Wait until /readyz answers, `nodes` nodes are Ready and ServiceAccount default/default exists.
+
+    The last condition means the controller-manager runs, so workloads can be created at once.
+    On timeout, ClusterError names the condition and carries the tail of the responsible component's log;
+    `failed`, polled too, ends the wait at once with its description (e.g. a component that exited).
+    """
+    deadline = time.monotonic() + timeout
+    api = _api_client(kubeconfig, context)
+    try:
+        conditions = [
+            _Condition("API server answers /readyz", lambda: _readyz(api), "kube-apiserver"),
+            _Condition(f"{nodes} node(s) Ready", lambda: _ready_nodes(api) >= nodes, "kwok-controller"),
+            _Condition(
+                "ServiceAccount default/default exists (controller-manager running)",
+                lambda: _default_service_account(api),
+                "kube-controller-manager",
+            ),
+        ]
+        for cond in conditions:
+            while not cond.check():
+                problem = failed() if failed else None
+                if problem:
+                    raise ClusterError(f"while waiting for: {cond.name}: {problem}")
+                if time.monotonic() > deadline:
+                    tail = logs(cond.component) if logs else ""
+                    detail = f"\nlast lines of {cond.component}'s log:\n{tail}" if tail else ""
+                    raise ClusterError(
+                        f"timed out after {timeout:.0f}s waiting for: {cond.name}{detail}\n"
+                        "fix: look at the log above; retry with a longer --timeout if the machine is busy"
+                    )
+                time.sleep(0.1)
+    finally:
+        api.close()
+
+
+def check_reachable(kubeconfig: Path, *, timeout: float, context: str | None = None) -> None:
+    """ClusterError unless the API server behind `kubeconfig` answers /readyz within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    api = _api_client(kubeconfig, context)
+    try:
+        while not _readyz(api):
+            if time.monotonic() > deadline:
+                host = getattr(api.configuration, "host", "?")
+                raise ClusterError(
+                    f"the API server of {kubeconfig} ({host}) did not answer /readyz within {timeout:.0f}s; "
+                    "fix: check that the cluster runs and that the kubeconfig points at it"
+                )
+            time.sleep(0.2)
+    finally:
+        api.close()
+
+
+# --- processes, ports and tools --------------------------------------------------------------------
+
+
+def run_tool(
+    argv: Sequence[str], *, env: Mapping[str, str], timeout: float, what: str, stdin: str | None = None
+) -> str:
+    try:
+        done = subprocess.run(
+            list(argv),
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=stdin or "",
+        )
+    except subprocess.TimeoutExpired as err:
+        raise ClusterError(f"{what}: `{' '.join(argv)}` did not finish within {timeout:.0f}s") from err
+    except OSError as err:
+        raise ClusterError(f"{what}: cannot run `{argv[0]}`: {err}") from err
+    if done.returncode != 0:
+        raise ClusterError(
+            f"{what}: `{' '.join(argv)}` exited {done.returncode}:\n{(done.stderr or done.stdout).strip()}"
+        )
+    return done.stdout
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def listening_ports() -> set[int]:
+    """TCP ports in LISTEN state on this host (IPv4 and IPv6), from /proc/net."""
+    ports: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 3 and fields[3] == "0A":
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def pid_alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def pid_runs(pid: int, executables: set[Path]) -> bool:
+    """True if `pid` is alive and runs one of `executables`: the guard before counting or signalling it."""
+    try:
+        exe = Path(os.readlink(f"/proc/{pid}/exe"))
+    except OSError:
+        return False
+    return pid_alive(pid) and exe in executables
+
+
+def machine_lock(filename: str) -> contextlib.AbstractContextManager[None]:
+    """An exclusive lock shared by every process on this machine (a file in the temp directory)."""
+    return tools.locked(Path(tempfile.gettempdir()) / filename)

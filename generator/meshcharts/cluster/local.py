@@ -1,0 +1,419 @@
+"""The local provider: kwokctl's binary runtime on the cached toolchain, confined to loopback.
+
+Real kube-apiserver, etcd, kube-controller-manager and kube-scheduler, with kwok simulating nodes. The
+API server's egress goes through `meshcharts.egress` (see its docstring and the README).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from meshcharts import tools
+from meshcharts.cluster._common import (
+    LOG_TAIL_LINES,
+    Cluster,
+    Say,
+    listening_ports,
+    machine_lock,
+    pid_alive,
+    pid_runs,
+    port_free,
+    quiet,
+    run_tool,
+    wait_ready,
+)
+from meshcharts.egress import Egress
+from meshcharts.errors import ClusterError, ToolError, UsageError
+from meshcharts.paths import find_root
+
+# kwokctl's binary runtime component names, as used for its pid and log files.
+LOCAL_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller")
+
+_KWOKCTL_CONFIG = """\
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  bindAddress: 127.0.0.1
+"""
+
+
+# --- local: kwokctl's binary runtime ----------------------------------------------------------------
+
+# kwok Stages the local provider adds to kwok's defaults, relative to the tree's ci/ directory.
+LOCAL_STAGES = (Path("kwok") / "loadbalancer-stage.yaml",)
+
+
+def local_stages() -> tuple[Path, ...]:
+    """The extra kwok Stage files of this tree (LoadBalancer addresses), or ClusterError naming the missing one."""
+    try:
+        ci = find_root().ci
+    except UsageError as err:
+        raise ClusterError(f"cannot find the kwok stages of the local cluster: {err}") from err
+    paths = tuple(ci / stage for stage in LOCAL_STAGES)
+    for path in paths:
+        if not path.is_file():
+            raise ClusterError(
+                f"the local cluster needs the kwok stage {path}, which does not exist; "
+                "fix: run from a meshcharts tree (or set MESHCHARTS_ROOT to one)"
+            )
+    return paths
+
+
+@dataclass(frozen=True)
+class Local:
+    """kwokctl's binary runtime on the cached toolchain; its work directory lives in the meshcharts cache.
+
+    `stages` are kwok Stage files given to kwok-controller in addition to the configuration kwokctl
+    writes: a Stage in kwokctl's own `--config` would replace kwok's default node and pod stages.
+    """
+
+    cache: Path = field(default_factory=tools.cache_root)
+    k8s_version: str = tools.DEFAULT_KUBERNETES
+    stages: tuple[Path, ...] = ()
+
+    @property
+    def workdir(self) -> Path:
+        return self.cache / "kwok"
+
+    def cluster_dir(self, name: str) -> Path:
+        return self.workdir / "clusters" / name
+
+    def kubeconfig(self, name: str) -> Path:
+        return self.cluster_dir(name) / "kubeconfig.yaml"
+
+    def exists(self, name: str) -> bool:
+        return self.cluster_dir(name).is_dir()
+
+    def record_path(self, name: str) -> Path:
+        return self.cluster_dir(name) / "meshcharts.json"
+
+    def record(self, name: str) -> None:
+        """Note the Kubernetes version beside kwokctl's files, so `down` stops it with the same binaries."""
+        self.record_path(name).write_text(json.dumps({"k8s_version": self.k8s_version}) + "\n")
+
+    def recorded_version(self, name: str) -> str:
+        """The Kubernetes version the cluster was started with (the default for clusters without a record)."""
+        try:
+            recorded = json.loads(self.record_path(name).read_text())
+        except (OSError, ValueError):
+            return tools.DEFAULT_KUBERNETES
+        version = recorded.get("k8s_version") if isinstance(recorded, dict) else None
+        return version if isinstance(version, str) else tools.DEFAULT_KUBERNETES
+
+    def binaries(self) -> dict[str, Path]:
+        """Every binary kwokctl needs, or ClusterError naming the missing one and the command to build it."""
+        chain = tools.Toolchain(self.cache, self.k8s_version)
+        found: dict[str, Path] = {}
+        for name in ("kwokctl", "kwok", "etcd", *tools.KUBERNETES_COMPONENTS):
+            try:
+                found[name] = chain.path(name)
+            except ToolError as err:
+                raise ClusterError(f"cannot start a local cluster: {err}") from err
+        return found
+
+    def env(self, binaries: Mapping[str, Path]) -> dict[str, str]:
+        """Child environment: cached kubectl first on PATH, kwok's state under the cache, pinned version."""
+        env = dict(os.environ)
+        env["KWOK_WORKDIR"] = str(self.workdir)
+        env["KWOK_KUBE_VERSION"] = self.k8s_version
+        if "kubectl" in binaries:
+            env["PATH"] = os.pathsep.join([str(binaries["kubectl"].parent), env.get("PATH", "")])
+            env["KWOK_KUBECTL_BINARY"] = str(binaries["kubectl"])
+        env.pop("KUBECONFIG", None)
+        return env
+
+    def egress(self, name: str) -> Egress:
+        """The loopback-only egress proxy of cluster `name` (kept beside, not inside, kwokctl's directory)."""
+        return Egress(self.workdir / "egress" / name)
+
+    def kwokctl_config(self, name: str) -> str:
+        """kwokctl configuration (read from stdin at create): the API server's egress selector, and
+        `stages` added to kwok-controller's --config."""
+        patches: list[dict[str, Any]] = [
+            {
+                "name": "kube-apiserver",
+                "extraArgs": [{"key": "egress-selector-config-file", "value": str(self.egress(name).config)}],
+            }
+        ]
+        if self.stages:
+            patches.append(
+                {
+                    "name": "kwok-controller",
+                    "extraArgs": [{"key": "config", "value": str(path.absolute())} for path in self.stages],
+                }
+            )
+        return yaml.safe_dump(
+            {
+                "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+                "kind": "KwokctlConfiguration",
+                "componentsPatches": patches,
+            },
+            sort_keys=False,
+        )
+
+    def config(self) -> Path:
+        """kwokctl options shared by every local cluster: components listen on loopback only."""
+        path = self.workdir / "meshcharts-kwokctl.yaml"
+        if not path.is_file() or path.read_text() != _KWOKCTL_CONFIG:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(_KWOKCTL_CONFIG)
+            tmp.replace(path)
+        return path
+
+    def create_argv(self, name: str, binaries: Mapping[str, Path], *, api_port: int | None) -> list[str]:
+        argv = [
+            str(binaries["kwokctl"]),
+            "--config",
+            str(self.config()),
+            "create",
+            "cluster",
+            "--name",
+            name,
+            "--runtime",
+            "binary",
+            "--kubeconfig",
+            "",
+            "--kube-apiserver-binary",
+            str(binaries["kube-apiserver"]),
+            "--kube-controller-manager-binary",
+            str(binaries["kube-controller-manager"]),
+            "--kube-scheduler-binary",
+            str(binaries["kube-scheduler"]),
+            "--kwok-controller-binary",
+            str(binaries["kwok"]),
+            "--etcd-binary",
+            str(binaries["etcd"]),
+        ]
+        if api_port is not None:
+            argv += ["--kube-apiserver-port", str(api_port)]
+        return [*argv, "--config", "-"]
+
+    def pids(self, name: str) -> dict[str, int]:
+        """Component -> pid, from the pid files kwokctl keeps."""
+        found: dict[str, int] = {}
+        for pid_file in sorted((self.cluster_dir(name) / "pids").glob("*.pid")):
+            with contextlib.suppress(OSError, ValueError):
+                found[pid_file.stem] = int(pid_file.read_text().strip())
+        return found
+
+    def ports(self, name: str) -> dict[str, int]:
+        """Component -> host port, from kwokctl's own record of the cluster."""
+        try:
+            docs = list(yaml.safe_load_all((self.cluster_dir(name) / "kwok.yaml").read_text()))
+        except (OSError, yaml.YAMLError):
+            return {}
+        ports: dict[str, int] = {}
+        for doc in docs:
+            if not isinstance(doc, dict) or doc.get("kind") != "KwokctlConfiguration":
+                continue
+            for comp in doc.get("components") or []:
+                for port in comp.get("ports") or []:
+                    host = port.get("hostPort") or port.get("port")
+                    if host:
+                        ports[f"{comp.get('name')}/{port.get('name', '')}"] = int(host)
+        return ports
+
+    def executables(self, name: str) -> set[Path]:
+        """The real files the cluster's components run (kwokctl links them into the cluster's bin/)."""
+        found: set[Path] = set()
+        with contextlib.suppress(OSError):
+            for link in (self.cluster_dir(name) / "bin").iterdir():
+                found.add(link.resolve())
+        return found
+
+    def log_tail(self, name: str, component: str, lines: int = LOG_TAIL_LINES) -> str:
+        path = self.cluster_dir(name) / "logs" / f"{component}.log"
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            return f"(no log at {path})"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _port_in_use_hint(local: Local, name: str) -> str:
+    for component in LOCAL_COMPONENTS:
+        tail = local.log_tail(name, component, lines=200)
+        for line in tail.splitlines():
+            if "address already in use" in line:
+                return (
+                    f"\ncause: {component} could not listen, a port is in use: {line.strip()}\n"
+                    "fix: stop what holds that port and retry (kwokctl picks free ports when it creates "
+                    "a cluster; --api-port fixes only the API server's)"
+                )
+    return ""
+
+
+@contextlib.contextmanager
+def _prefetch_kubernetes_client() -> Iterator[None]:
+    """Import the Kubernetes client while kwokctl starts processes: the import overlaps the wait."""
+    thread = threading.Thread(target=lambda: __import__("kubernetes.client"), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+
+
+def up(local: Local, name: str, *, nodes: int, timeout: float, api_port: int | None, say: Say) -> Cluster:
+    binaries = local.binaries()
+    env = local.env(binaries)
+    kubeconfig = local.kubeconfig(name)
+    if local.exists(name) and local.recorded_version(name) != local.k8s_version:
+        raise ClusterError(
+            f"local cluster {name} already runs Kubernetes {local.recorded_version(name)}, not {local.k8s_version}; "
+            f"fix: `meshcharts cluster down --name {name}` first, or pick another --name"
+        )
+    egress = local.egress(name)
+    if local.exists(name):
+        if local.pids(name) and all(pid_alive(p) for p in local.pids(name).values()):
+            if not egress.config.is_file():
+                raise ClusterError(
+                    f"local cluster {name} was started without the loopback-only egress proxy, so its API server "
+                    f"may dial addresses off this machine; fix: `meshcharts cluster down --name {name}` and bring "
+                    "it up again"
+                )
+            say(f"local cluster {name} already exists; waiting for it to be ready")
+            egress.start(kubeconfig)
+            wait_ready(kubeconfig, nodes=nodes, timeout=timeout, logs=lambda c: local.log_tail(name, c))
+            say(egress.describe())
+            return Cluster(name, "local", kubeconfig)
+        raise ClusterError(
+            f"local cluster {name} exists in {local.cluster_dir(name)} but not all its processes run; "
+            f"fix: `meshcharts cluster down --name {name}` and bring it up again"
+        )
+    if api_port is not None and not port_free(api_port):
+        raise ClusterError(
+            f"port {api_port} on 127.0.0.1 is in use, so kube-apiserver cannot listen there; "
+            "fix: stop what holds it or pick another --api-port (default: a free port)"
+        )
+    start = time.monotonic()
+    say(f"starting local cluster {name} (kwokctl binary runtime, Kubernetes {local.k8s_version})")
+    try:
+        # The proxy listens before the API server starts, so no dial of the API server ever goes direct.
+        egress.stop()
+        egress.prepare()
+        egress.start(kubeconfig)
+        with _prefetch_kubernetes_client():
+            # kwokctl picks ports by probing from 32767 down; two creations at once pick the same
+            # ones. One creation at a time per machine, until every picked port is listening.
+            with machine_lock("meshcharts-local-cluster-ports.lock"):
+                try:
+                    run_tool(
+                        local.create_argv(name, binaries, api_port=api_port),
+                        env=env,
+                        timeout=timeout,
+                        what=f"creating local cluster {name}",
+                        stdin=local.kwokctl_config(name),
+                    )
+                except ClusterError as err:
+                    raise ClusterError(f"{err}{_port_in_use_hint(local, name)}") from err
+                _wait_listening(local, name, deadline=start + timeout, timeout=timeout)
+            local.record(name)
+            say(f"control plane started ({time.monotonic() - start:.1f}s); adding {nodes} node(s)")
+            run_tool(
+                [str(binaries["kwokctl"]), "scale", "node", "--replicas", str(nodes), "--name", name],
+                env=env,
+                timeout=timeout,
+                what=f"adding nodes to local cluster {name}",
+            )
+        remaining = max(1.0, timeout - (time.monotonic() - start))
+        wait_ready(
+            kubeconfig,
+            nodes=nodes,
+            timeout=remaining,
+            logs=lambda c: local.log_tail(name, c),
+            failed=lambda: _exited_component(local, name),
+        )
+    except BaseException:
+        with contextlib.suppress(ClusterError):
+            down(local, name, timeout=30, say=quiet)
+        egress.stop()
+        raise
+    say(f"local cluster {name} ready ({time.monotonic() - start:.1f}s)")
+    say(egress.describe())
+    return Cluster(name, "local", kubeconfig)
+
+
+def _exited_component(local: Local, name: str) -> str | None:
+    """Describe the first component of the cluster whose process is gone, with its log tail and hint."""
+    for component, pid in local.pids(name).items():
+        if not pid_alive(pid):
+            return (
+                f"{component} (pid {pid}) exited; last lines of its log:\n{local.log_tail(name, component)}"
+                f"{_port_in_use_hint(local, name)}"
+            )
+    return None
+
+
+def _wait_listening(local: Local, name: str, *, deadline: float, timeout: float) -> None:
+    """Wait until every port kwokctl assigned to the cluster is listening, or a component exits."""
+    ports = local.ports(name)
+    while not set(ports.values()) <= listening_ports():
+        problem = _exited_component(local, name)
+        if problem:
+            raise ClusterError(f"local cluster {name} did not start: {problem}")
+        if time.monotonic() > deadline:
+            missing = {what: port for what, port in ports.items() if port not in listening_ports()}
+            raise ClusterError(
+                f"timed out after {timeout:g}s waiting for the ports of local cluster {name} to listen: {missing}"
+            )
+        time.sleep(0.05)
+
+
+def down(local: Local, name: str, *, timeout: float, say: Say) -> None:
+    egress = local.egress(name)
+    if not local.exists(name):
+        if egress.directory.exists():
+            egress.stop(timeout=timeout)
+            say(f"no local cluster {name}; its egress proxy and files are removed")
+        else:
+            say(f"no local cluster {name}")
+        return
+    try:
+        kwokctl = tools.path("kwokctl", cache=local.cache)
+    except ToolError as err:
+        raise ClusterError(f"cannot take local cluster {name} down: {err}") from err
+    pids = local.pids(name)
+    ports = local.ports(name)
+    executables = local.executables(name)
+    ours = {comp: pid for comp, pid in pids.items() if pid_runs(pid, executables)}
+    run_tool(
+        [str(kwokctl), "delete", "cluster", "--name", name],
+        env=local.env({"kwokctl": kwokctl}),
+        timeout=timeout,
+        what=f"deleting local cluster {name}",
+    )
+    deadline = time.monotonic() + timeout
+    while any(pid_alive(pid) for pid in ours.values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for comp, pid in ours.items():
+        if pid_runs(pid, executables):
+            say(f"{comp} (pid {pid}) outlived `kwokctl delete cluster`; sending SIGKILL")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    proxy = egress.pid()
+    egress.stop(timeout=max(1.0, deadline - time.monotonic()))
+    if proxy is not None:
+        ours["egress-proxy"] = proxy
+    left = {comp: pid for comp, pid in ours.items() if pid_alive(pid)}
+    while ports and time.monotonic() < deadline and set(ports.values()) & listening_ports():
+        time.sleep(0.1)
+    still = {what: port for what, port in ports.items() if port in listening_ports()}
+    if left or still:
+        raise ClusterError(
+            f"local cluster {name} left processes {left} and listening ports {still} behind; "
+            "fix: stop them by pid and remove " + str(local.cluster_dir(name))
+        )
+    say(f"local cluster {name} deleted; none of its {len(ours)} processes and {len(ports)} ports is left")
