@@ -111,6 +111,9 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
         print(up.kubeconfig)
     elif args.cluster_command == "down":
         cluster.down(args.name, provider=args.provider, timeout=args.timeout, say=_say)
+    elif args.cluster_command == "prune":
+        pruned = cluster.prune(timeout=args.timeout, say=_say)
+        _say(f"pruned {len(pruned)} local cluster(s){': ' + ', '.join(pruned) if pruned else ''}")
     else:
         print(cluster.kubeconfig_path(args.name, provider=args.provider, kubeconfig=kubeconfig))
     return 0
@@ -125,9 +128,14 @@ def _add_cluster_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "up": "bring a cluster up; prints its kubeconfig path once nodes are Ready",
         "down": "take a cluster down, leaving no process or port behind",
         "kubeconfig": "print the kubeconfig path of a cluster",
+        "prune": "take down local clusters whose owner (a test run) is gone or whose processes died",
     }
     for action, text in helps.items():
         p = actions.add_parser(action, help=text)
+        if action == "prune":
+            p.add_argument("--timeout", type=float, default=60.0, help="seconds per cluster (default: %(default)s)")
+            p.set_defaults(handler=_cmd_cluster, kubeconfig=None)
+            continue
         p.add_argument("--name", default=cluster.DEFAULT_NAME, help="cluster name (default: %(default)s)")
         p.add_argument("--provider", choices=cluster.PROVIDERS, default="local", help="default: %(default)s")
         if action != "down":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -247,3 +248,44 @@ def test_every_local_cluster_api_server_gets_its_own_egress_selector_config(tmp_
         }
     ]
     assert local.egress("x").config != local.egress("y").config
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_a_cluster_whose_owner_process_is_gone_is_orphaned(tmp_path: Path) -> None:
+    local = cluster.Local(tmp_path)
+    local.claim("run", _dead_pid())
+    assert local.orphaned("run") is not None and "owner process" in (local.orphaned("run") or "")
+    assert local.names() == ["run"]
+
+
+def test_a_cluster_owned_by_a_live_process_is_not_orphaned(tmp_path: Path) -> None:
+    local = cluster.Local(tmp_path)
+    local.claim("run", os.getpid())
+    assert local.orphaned("run") is None
+
+
+def test_a_reused_pid_does_not_pass_for_the_owner(tmp_path: Path) -> None:
+    """The owner record holds the process start time too: another process under the same pid is not it."""
+    local = cluster.Local(tmp_path)
+    local.claim("run", os.getpid())
+    record = json.loads(local.owner_path("run").read_text())
+    record["started"] -= 1
+    local.owner_path("run").write_text(json.dumps(record))
+    assert "owner process" in (local.orphaned("run") or "")
+
+
+def test_a_kept_cluster_lives_on_after_its_creator_while_its_processes_run(tmp_path: Path) -> None:
+    local = cluster.Local(tmp_path)
+    local.claim("kept", None)
+    local.release_creation("kept")
+    pids = local.cluster_dir("kept") / "pids"
+    pids.mkdir(parents=True)
+    (pids / "etcd.pid").write_text(f"{os.getpid()}\n")
+    assert local.orphaned("kept") is None
+    (pids / "etcd.pid").write_text(f"{_dead_pid()}\n")
+    assert local.orphaned("kept") == "none of its processes runs"

@@ -71,12 +71,14 @@ def up(
     cache: Path | None = None,
     k8s_version: str = tools.DEFAULT_KUBERNETES,
     image: str | None = None,
+    owner: int | None = None,
     say: Say = quiet,
 ) -> Cluster:
     """Bring a cluster up (or find it up) and return once its API server answers and its nodes are Ready.
 
     `k8s_version` picks the local toolchain release, or for kind the kindest/node image of its minor;
-    `image` overrides that image (kind only).
+    `image` overrides that image (kind only). `owner` (local only) is the pid of the process the cluster
+    lives for, such as a test run: once that process is gone, `prune` takes the cluster down.
     """
     validate_name(name)
     validate_provider(provider)
@@ -92,7 +94,7 @@ def up(
     if provider == "kind":
         return kind.up(cache, name, nodes=nodes, timeout=timeout, k8s_version=k8s_version, image=image, say=say)
     local_cluster = Local(cache, k8s_version, stages=local_stages())
-    return local.up(local_cluster, name, nodes=nodes, timeout=timeout, api_port=api_port, say=say)
+    return local.up(local_cluster, name, nodes=nodes, timeout=timeout, api_port=api_port, say=say, owner=owner)
 
 
 def down(
@@ -113,6 +115,11 @@ def down(
         kind.down(cache, name, timeout=timeout, say=say)
     else:
         local.down(Local(cache), name, timeout=timeout, say=say)
+
+
+def prune(*, timeout: float = 60.0, cache: Path | None = None, say: Say = quiet) -> list[str]:
+    """Take down every local cluster whose owner process is gone or whose processes all died; returns their names."""
+    return local.prune(Local(cache or tools.cache_root()), timeout=timeout, say=say)
 
 
 def kubeconfig_path(
@@ -161,6 +168,7 @@ __all__ = [
     "listening_ports",
     "local_stages",
     "pid_alive",
+    "prune",
     "require_engine",
     "tools",
     "up",

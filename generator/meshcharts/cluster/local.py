@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from meshcharts import tools
+from meshcharts._files import atomic_write
 from meshcharts.cluster._common import (
     LOG_TAIL_LINES,
     Cluster,
@@ -29,6 +30,7 @@ from meshcharts.cluster._common import (
     pid_alive,
     pid_runs,
     port_free,
+    process_start,
     quiet,
     run_tool,
     wait_ready,
@@ -132,6 +134,46 @@ class Local:
             env["KWOK_KUBECTL_BINARY"] = str(binaries["kubectl"])
         env.pop("KUBECONFIG", None)
         return env
+
+    def owner_path(self, name: str) -> Path:
+        return self.workdir / "owners" / f"{name}.json"
+
+    def claim(self, name: str, owner: int | None) -> None:
+        """Record who the cluster lives for, before anything of it starts: process `owner` (a test run), or,
+        with None, the creating process until `up` finishes and nobody after (a kept cluster)."""
+        pid = os.getpid() if owner is None else owner
+        record = {"pid": pid, "started": process_start(pid), "kept": owner is None}
+        atomic_write(self.owner_path(name), json.dumps(record) + "\n")
+
+    def release_creation(self, name: str) -> None:
+        """A kept cluster's creation finished: it now lives until `down`, whoever created it."""
+        with contextlib.suppress(OSError, ValueError):
+            record = json.loads(self.owner_path(name).read_text())
+            if record.get("kept"):
+                atomic_write(self.owner_path(name), json.dumps({"kept": True}) + "\n")
+
+    def orphaned(self, name: str) -> str | None:
+        """Why cluster `name` has nobody left to take it down, or None while it is owned and running."""
+        try:
+            record = json.loads(self.owner_path(name).read_text())
+        except (OSError, ValueError):
+            record = None
+        if isinstance(record, dict) and "pid" in record:
+            pid, started = record["pid"], record.get("started")
+            if not pid_alive(pid) or process_start(pid) != started:
+                return f"its owner process {pid} is gone"
+            return None
+        pids = self.pids(name)
+        if not any(pid_alive(pid) for pid in pids.values()):
+            return "none of its processes runs"
+        return None
+
+    def names(self) -> list[str]:
+        """Every local cluster this cache knows of: kwokctl's directories, and owner or egress records left behind."""
+        found = {p.name for p in (self.workdir / "clusters").glob("*") if p.is_dir()}
+        found |= {p.stem for p in (self.workdir / "owners").glob("*.json")}
+        found |= {p.name for p in (self.workdir / "egress").glob("*") if p.is_dir()}
+        return sorted(found)
 
     def egress(self, name: str) -> Egress:
         """The loopback-only egress proxy of cluster `name` (kept beside, not inside, kwokctl's directory)."""
@@ -266,7 +308,9 @@ def _prefetch_kubernetes_client() -> Iterator[None]:
         thread.join()
 
 
-def up(local: Local, name: str, *, nodes: int, timeout: float, api_port: int | None, say: Say) -> Cluster:
+def up(
+    local: Local, name: str, *, nodes: int, timeout: float, api_port: int | None, say: Say, owner: int | None = None
+) -> Cluster:
     binaries = local.binaries()
     env = local.env(binaries)
     kubeconfig = local.kubeconfig(name)
@@ -301,6 +345,7 @@ def up(local: Local, name: str, *, nodes: int, timeout: float, api_port: int | N
     start = time.monotonic()
     say(f"starting local cluster {name} (kwokctl binary runtime, Kubernetes {local.k8s_version})")
     try:
+        local.claim(name, owner)
         # The proxy listens before the API server starts, so no dial of the API server ever goes direct.
         egress.stop()
         egress.prepare()
@@ -341,6 +386,7 @@ def up(local: Local, name: str, *, nodes: int, timeout: float, api_port: int | N
             down(local, name, timeout=30, say=quiet)
         egress.stop()
         raise
+    local.release_creation(name)
     say(f"local cluster {name} ready ({time.monotonic() - start:.1f}s)")
     say(egress.describe())
     return Cluster(name, "local", kubeconfig)
@@ -375,9 +421,10 @@ def _wait_listening(local: Local, name: str, *, deadline: float, timeout: float)
 def down(local: Local, name: str, *, timeout: float, say: Say) -> None:
     egress = local.egress(name)
     if not local.exists(name):
-        if egress.directory.exists():
+        if egress.directory.exists() or local.owner_path(name).exists():
             egress.stop(timeout=timeout)
-            say(f"no local cluster {name}; its egress proxy and files are removed")
+            local.owner_path(name).unlink(missing_ok=True)
+            say(f"no local cluster {name}; its egress proxy and records are removed")
         else:
             say(f"no local cluster {name}")
         return
@@ -416,4 +463,19 @@ def down(local: Local, name: str, *, timeout: float, say: Say) -> None:
             f"local cluster {name} left processes {left} and listening ports {still} behind; "
             "fix: stop them by pid and remove " + str(local.cluster_dir(name))
         )
+    local.owner_path(name).unlink(missing_ok=True)
     say(f"local cluster {name} deleted; none of its {len(ours)} processes and {len(ports)} ports is left")
+
+
+def prune(local: Local, *, timeout: float, say: Say) -> list[str]:
+    """Take down every local cluster nobody is left to take down (its test run was killed, its processes
+    died); clusters of live owners and kept clusters that run are left alone. Returns the names pruned."""
+    pruned = []
+    for name in local.names():
+        why = local.orphaned(name)
+        if why is None:
+            continue
+        say(f"pruning local cluster {name}: {why}")
+        down(local, name, timeout=timeout, say=say)
+        pruned.append(name)
+    return pruned

@@ -125,15 +125,21 @@ def kube_for(kubeconfig: Path) -> Kube:
 def mesh_cluster(pytestconfig: pytest.Config) -> Iterator[cluster_mod.Cluster]:
     """The session cluster: brought up once (or found up), KUBECONFIG exported, taken down at the end."""
     provider = pytestconfig.getoption("--cluster-provider")
+    keep = pytestconfig.getoption("--keep-cluster")
+    # A random suffix, not the pid: containers reuse pids, and a reused name would adopt a stranger's cluster.
     name = pytestconfig.getoption("--cluster-name") or (
-        "meshcharts-test" if pytestconfig.getoption("--keep-cluster") else f"meshcharts-test-{os.getpid()}"
+        "meshcharts-test" if keep else f"meshcharts-test-{uuid.uuid4().hex[:8]}"
     )
     kubeconfig = pytestconfig.getoption("--kubeconfig", None)
-    keep = pytestconfig.getoption("--keep-cluster")
     if provider == "kind" and cluster_mod.container_engine_socket() is None:
         pytest.skip(cluster_mod.KIND_ENGINE_SKIP)
     existed = False
     if provider == "local":
+        try:
+            # Clusters of killed test runs (and dead ones) go first: they hold processes and ports.
+            cluster_mod.prune()
+        except ClusterError as err:
+            pytest.fail(f"pruning the local clusters of earlier test runs failed: {err}", pytrace=False)
         with contextlib.suppress(ClusterError):
             existed = cluster_mod.kubeconfig_path(name).is_file()
     try:
@@ -143,6 +149,7 @@ def mesh_cluster(pytestconfig: pytest.Config) -> Iterator[cluster_mod.Cluster]:
             kubeconfig=Path(kubeconfig) if kubeconfig else None,
             k8s_version=pytestconfig.getoption("--k8s-version"),
             timeout=180,
+            owner=None if keep or existed else os.getpid(),
         )
     except ClusterError as err:
         pytest.fail(f"the session cluster could not be brought up: {err}", pytrace=False)
