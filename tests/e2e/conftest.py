@@ -86,10 +86,20 @@ def trust_recorder(kube: Kube, recorder: AdmissionRecorder, kind: str, name: str
     patch_ca_bundle(kube.api_client, kind, name, recorder)
 
 
+@pytest.fixture(scope="session")
+def current_installs() -> set[str]:
+    """Shared releases installed or upgraded by this test run. On a kept cluster they exist from an earlier
+    run with webhooks pointing at that run's recorder (another port, another CA): each is brought up to date
+    once per run."""
+    return set()
+
+
 @pytest.fixture
-def istio_base(mesh_helm: Helm, kube: Kube, recorder: AdmissionRecorder, tmp_path: Path) -> tuple[str, str]:
+def istio_base(
+    mesh_helm: Helm, kube: Kube, recorder: AdmissionRecorder, tmp_path: Path, current_installs: set[str]
+) -> tuple[str, str]:
     """The base chart from charts/ installed as istio-base in istio-system (installed once, shared)."""
-    if not deployed(mesh_helm, *BASE_RELEASE):
+    if BASE_RELEASE[0] not in current_installs or not deployed(mesh_helm, *BASE_RELEASE):
         values = tmp_path / "base-values.yaml"
         values.write_text(yaml.safe_dump(base_values(recorder)))
         mesh_helm.upgrade(
@@ -103,6 +113,7 @@ def istio_base(mesh_helm: Helm, kube: Kube, recorder: AdmissionRecorder, tmp_pat
             extra=("--create-namespace",),
         )
         trust_recorder(kube, recorder, "ValidatingWebhookConfiguration", "istiod-default-validator")
+        current_installs.add(BASE_RELEASE[0])
     return BASE_RELEASE
 
 
@@ -115,10 +126,15 @@ class ControlPlane:
 
 @pytest.fixture
 def control_plane(
-    istio_base: tuple[str, str], mesh_helm: Helm, kube: Kube, recorder: AdmissionRecorder, tmp_path: Path
+    istio_base: tuple[str, str],
+    mesh_helm: Helm,
+    kube: Kube,
+    recorder: AdmissionRecorder,
+    tmp_path: Path,
+    current_installs: set[str],
 ) -> ControlPlane:
     """istiod (default revision) from charts/ in istio-system, its webhooks answered by the recorder."""
-    if not deployed(mesh_helm, "istiod", ISTIO_NS):
+    if "istiod" not in current_installs or not deployed(mesh_helm, "istiod", ISTIO_NS):
         values = tmp_path / "istiod-values.yaml"
         values.write_text(yaml.safe_dump(istiod_values(recorder)))
         mesh_helm.upgrade(
@@ -126,5 +142,6 @@ def control_plane(
         )
         trust_recorder(kube, recorder, "MutatingWebhookConfiguration", "istio-sidecar-injector")
         trust_recorder(kube, recorder, "ValidatingWebhookConfiguration", "istio-validator-istio-system")
+        current_installs.add("istiod")
     waits.deployment_available(kube.apps, ISTIO_NS, "istiod", timeout=60)
     return ControlPlane("istiod", ISTIO_NS, "")

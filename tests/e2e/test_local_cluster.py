@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -131,6 +132,8 @@ def test_local_cluster_runs_a_deployment_then_goes_down_leaving_no_process_or_po
         assert set(pids) == set(cluster.LOCAL_COMPONENTS)
         assert set(ports.values()) <= cluster.listening_ports()
         assert _listen_addresses(set(ports.values())) == {"127.0.0.1"}, "components must listen on loopback only"
+        proxy = local.egress(name).pid()
+        assert proxy is not None and cluster.pid_alive(proxy)
 
         api = config.new_client_from_config(config_file=str(up.kubeconfig))
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
@@ -166,8 +169,12 @@ def test_local_cluster_runs_a_deployment_then_goes_down_leaving_no_process_or_po
         said: list[str] = []
         cluster.down(name, timeout=60, say=said.append)
 
-    assert said[-1].endswith("none of its 5 processes and 6 ports is left"), said
+    # The five components and the egress proxy.
+    assert said[-1].endswith("none of its 6 processes and 6 ports is left"), said
     assert {c: p for c, p in pids.items() if cluster.pid_alive(p)} == {}
+    assert not cluster.pid_alive(proxy)
+    assert not local.egress(name).directory.exists()
+    assert not local.owner_path(name).exists()
     assert set(ports.values()) & cluster.listening_ports() == set()
     assert _processes_mentioning(str(local.cluster_dir(name))) == {}
     assert not local.cluster_dir(name).exists()
@@ -221,6 +228,37 @@ def test_up_that_runs_out_of_time_cleans_up_after_itself() -> None:
     assert not local.cluster_dir(name).exists()
 
 
+def test_the_cluster_of_a_killed_test_run_is_pruned_leaving_no_process_or_port(k8s_version: str) -> None:
+    """A test run owns its session cluster; killed with SIGKILL it cannot take it down: prune does."""
+    name = _unique("orphan")
+    local = cluster.Local()
+    script = (
+        "import os, sys, time\n"
+        "from meshcharts import cluster\n"
+        f"cluster.up({name!r}, timeout=120, k8s_version={k8s_version!r}, owner=os.getpid())\n"
+        "print('up', flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    run = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert run.stdout is not None and run.stdout.readline().strip() == "up"
+        pids, ports, proxy = local.pids(name), local.ports(name), local.egress(name).pid()
+        assert proxy is not None and len(pids) == len(cluster.LOCAL_COMPONENTS)
+        assert local.orphaned(name) is None
+        assert name not in cluster.prune()  # its owner still runs
+    finally:
+        run.kill()
+        run.wait()
+    assert local.orphaned(name) == f"its owner process {run.pid} is gone"
+    said: list[str] = []
+    assert name in cluster.prune(say=said.append)
+    assert f"pruning local cluster {name}: its owner process {run.pid} is gone" in said
+    assert {c: p for c, p in pids.items() if cluster.pid_alive(p)} == {}
+    assert not cluster.pid_alive(proxy)
+    assert set(ports.values()) & cluster.listening_ports() == set()
+    assert name not in local.names()
+
+
 @pytest.fixture(scope="module")
 def local_cluster(mesh_cluster: cluster.Cluster) -> cluster.Cluster:
     """The plugin's session cluster (a local one here: see local_provider_only); one fewer bring-up."""
@@ -236,7 +274,9 @@ def test_up_of_a_cluster_that_is_already_up_returns_it_without_starting_another(
     again = cluster.up(local_cluster.name, timeout=30, say=said.append, k8s_version=k8s_version)
     assert again == local_cluster
     assert local.pids(local_cluster.name) == pids
-    assert said == [f"local cluster {local_cluster.name} already exists; waiting for it to be ready"]
+    assert said[0] == f"local cluster {local_cluster.name} already exists; waiting for it to be ready"
+    assert said[1].startswith("egress: the API server dials webhooks, aggregated APIs and proxies only through")
+    assert len(said) == 2
 
 
 def test_kubectl_reports_the_requested_release_as_server_and_client(
