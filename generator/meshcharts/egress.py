@@ -276,11 +276,13 @@ class Egress:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            while self.pid() is not None and time.monotonic() < deadline:
+            while not _exited(pid) and time.monotonic() < deadline:
                 time.sleep(0.02)
             if self.pid() is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+            while not _exited(pid) and time.monotonic() < deadline + 5:
+                time.sleep(0.02)
         socket = self.socket
         socket.unlink(missing_ok=True)
         if socket.parent != self.directory:
@@ -291,6 +293,15 @@ class Egress:
             path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             self.directory.rmdir()
+
+
+def _exited(pid: int) -> bool:
+    """True once `pid` is gone or a zombie (its command line empties earlier, while it still exits)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -365,7 +376,7 @@ class _ServiceIndex:
         services = self._core.list_service_for_all_namespaces(_request_timeout=_LOOKUP_TIMEOUT).items
         for svc in services:
             spec = svc.spec
-            ips = set(spec.cluster_i_ps or []) | ({spec.cluster_ip} if spec.cluster_ip else set())
+            ips = set(spec.cluster_ips or []) | ({spec.cluster_ip} if spec.cluster_ip else set())
             if ip in ips and any(p.port == port for p in spec.ports or []):
                 return str(svc.metadata.namespace), str(svc.metadata.name)
         return None
