@@ -230,6 +230,15 @@ class Egress:
 
     def start(self, kubeconfig: Path) -> int:
         """Start the proxy in its own session unless it runs; return its pid once its socket accepts."""
+        pid = self.launch(kubeconfig)
+        self.wait_listening()
+        return pid
+
+    def launch(self, kubeconfig: Path) -> int:
+        """Start the proxy in its own session unless it runs, without waiting for it to listen.
+
+        The API server may start meanwhile: until the socket exists its dials fail, none goes direct.
+        """
         running = self.pid()
         if running is not None:
             return running
@@ -254,20 +263,27 @@ class Egress:
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, env=env
             )
         atomic_write(self.pid_file, f"{process.pid}\n")
+        return process.pid
+
+    def wait_listening(self) -> None:
+        """Return once the proxy's socket exists; ClusterError with its log if it exited or took too long."""
+        socket = self.socket
         deadline = time.monotonic() + _START_TIMEOUT
         while not socket.exists():
-            if process.poll() is not None:
+            if self.pid() is None and _exited(self._pid_on_file()):
+                raise ClusterError(f"the egress proxy exited before listening on {socket}; its log:\n{_tail(self.log)}")
+            if time.monotonic() > deadline:
                 raise ClusterError(
-                    f"the egress proxy exited with {process.returncode} before listening on {socket}; "
+                    f"timed out after {_START_TIMEOUT:g}s waiting for the egress proxy to listen on {socket}; "
                     f"its log:\n{_tail(self.log)}"
                 )
-            if time.monotonic() > deadline:
-                process.kill()
-                raise ClusterError(
-                    f"timed out after {_START_TIMEOUT:g}s waiting for the egress proxy to listen on {socket}"
-                )
             time.sleep(0.02)
-        return process.pid
+
+    def _pid_on_file(self) -> int:
+        try:
+            return int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return 0
 
     def stop(self, *, timeout: float = 10.0) -> None:
         """Stop the proxy by its pid (if it is ours and runs) and remove every file of it."""

@@ -346,10 +346,11 @@ def up(
     say(f"starting local cluster {name} (kwokctl binary runtime, Kubernetes {local.k8s_version})")
     try:
         local.claim(name, owner)
-        # The proxy listens before the API server starts, so no dial of the API server ever goes direct.
+        # The selector config exists before the API server starts, so none of its dials goes direct; until the
+        # proxy (started alongside) listens, a dial fails.
         egress.stop()
         egress.prepare()
-        egress.start(kubeconfig)
+        egress.launch(kubeconfig)
         with _prefetch_kubernetes_client():
             # kwokctl picks ports by probing from 32767 down; two creations at once pick the same
             # ones. One creation at a time per machine, until every picked port is listening.
@@ -381,6 +382,7 @@ def up(
             logs=lambda c: local.log_tail(name, c),
             failed=lambda: _exited_component(local, name),
         )
+        egress.wait_listening()
     except BaseException:
         with contextlib.suppress(ClusterError):
             down(local, name, timeout=30, say=quiet)
