@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
 done
 
 start=$(date +%s)
-bash .ci/setup
+bash .ci/setup --main-job
 mc() { "$python" -m meshcharts.cli "$@"; }
 
 KUBECONFIG="$(mc cluster up --name "$name" --provider "$provider" "${kubeconfig_args[@]}")"
