@@ -246,7 +246,7 @@ def test_patch_ca_bundle_of_a_configuration_that_does_not_call_the_recorder_says
         )
     )
     try:
-        with pytest.raises(RecorderError, match=r"points at the admission recorder.*service istio-system/istiod"):
+        with pytest.raises(RecorderError, match=r"reaches the admission recorder.*service istio-system/istiod"):
             patch_ca_bundle(kube_api, "ValidatingWebhookConfiguration", name, recorder)
     finally:
         admission.delete_validating_webhook_configuration(name)
