@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshcharts.errors import ClusterError
+from meshcharts.kube import KubeApiError
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 
@@ -30,7 +31,10 @@ def adopt_crds(ext: Any, names: Iterable[str], *, release: str, namespace: str) 
     """
     from kubernetes.client.exceptions import ApiException
 
-    adopted, already, absent, conflicts = [], [], [], []
+    adopted: list[str] = []
+    already: list[str] = []
+    absent: list[str] = []
+    conflicts: list[str] = []
     for name in sorted(names):
         try:
             crd = ext.read_custom_resource_definition(name)
@@ -38,7 +42,7 @@ def adopt_crds(ext: Any, names: Iterable[str], *, release: str, namespace: str) 
             if err.status == 404:
                 absent.append(name)
                 continue
-            raise ClusterError(f"reading CRD {name} failed: {err.status} {err.reason}") from err
+            raise KubeApiError(f"reading CRD {name}", err) from err
         annotations = crd.metadata.annotations or {}
         owner = (annotations.get("meta.helm.sh/release-name"), annotations.get("meta.helm.sh/release-namespace"))
         if owner == (release, namespace) and (crd.metadata.labels or {}).get(MANAGED_BY) == "Helm":
@@ -53,7 +57,11 @@ def adopt_crds(ext: Any, names: Iterable[str], *, release: str, namespace: str) 
                 "annotations": {"meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": namespace},
             }
         }
-        ext.patch_custom_resource_definition(name, patch)
+        try:
+            ext.patch_custom_resource_definition(name, patch)
+        except ApiException as err:
+            done = f" (adopted before it: {', '.join(adopted)})" if adopted else ""
+            raise KubeApiError(f"giving CRD {name} to release {namespace}/{release}{done}", err) from err
         adopted.append(name)
     if conflicts:
         raise ClusterError(

@@ -21,6 +21,11 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _show(text: str) -> None:
+    """What the user asked to see (tables, listings) goes to stdout; progress goes to stderr."""
+    print(text, flush=True)
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from meshcharts import write
     from meshcharts.paths import find_root
@@ -256,8 +261,8 @@ def _cmd_adopt_crds(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from meshcharts import adopt, crds
+    from meshcharts.kube import kube_for
     from meshcharts.paths import find_root
-    from meshcharts.testing.plugin import kube_for
 
     kubeconfig = Path(args.kubeconfig or os.environ.get("KUBECONFIG") or Path.home() / ".kube" / "config")
     names = [t.name for t in crds.load_api_types(find_root().specs / "crds")]
@@ -289,6 +294,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             Path(kubeconfig),
             Path(tmp),
             _say,
+            out=_show,
             recorder=args.recorder,
             keep=args.keep,
             helm_major=args.helm,

@@ -12,13 +12,15 @@
    webhooks. The charts' webhook URLs then point at the admission recorder, which stands in for
    istiod's webhook server on loopback; this is said in the output. On a cluster whose pods run
    (`recorder=False`), istiod answers its webhooks itself.
+
+The flow prints nothing itself: progress goes to `say`, and what the user asked to see (the search
+result, `helm list`, `kubectl get`) to `out`; the command line decides where each goes.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ from meshcharts import index as index_mod
 from meshcharts import repo, tools
 from meshcharts.errors import ClusterError, RepoError
 from meshcharts.helm import Helm
+from meshcharts.kube import kube_for
 from meshcharts.paths import Layout
 
 Say = Callable[[str], None]
@@ -137,7 +140,6 @@ def install_from_repository(
     """Serve `layout` on loopback, helm repo add/search, install base, istiod and gateway with --verify."""
     from meshcharts.testing import waits
     from meshcharts.testing.admission import patch_ca_bundle
-    from meshcharts.testing.plugin import kube_for
 
     helm = Helm(major=helm_major, kubeconfig=kubeconfig).with_home(workdir / "helm-home")
     kube = kube_for(kubeconfig)
@@ -188,13 +190,23 @@ def install_from_repository(
         server.stop()
 
 
-def show(argv: Sequence[str], say: Say) -> None:
-    """Run a read-only command for the user: its output to stdout, its stderr passed through."""
+def show(argv: Sequence[str], say: Say, out: Say, *, timeout: float = 60.0) -> None:
+    """Run a read-only command for the user: its output to `out`, its stderr to `say` (or into the error)."""
     say("$ " + " ".join(Path(argv[0]).name if i == 0 else a for i, a in enumerate(argv)))
-    sys.stdout.flush()
-    done = subprocess.run(list(argv), stdin=subprocess.DEVNULL, check=False)
+    try:
+        done = subprocess.run(
+            list(argv), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as err:
+        raise ClusterError(f"{' '.join(argv)} did not finish within {timeout:g}s") from err
+    except OSError as err:
+        raise ClusterError(f"cannot run {argv[0]}: {err}") from err
     if done.returncode != 0:
-        raise ClusterError(f"{' '.join(argv)} exited {done.returncode} (its stderr is above)")
+        raise ClusterError(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr.strip()}")
+    if done.stdout:
+        out(done.stdout.rstrip("\n"))
+    if done.stderr.strip():
+        say(done.stderr.rstrip("\n"))
 
 
 def run(
@@ -203,11 +215,15 @@ def run(
     workdir: Path,
     say: Say,
     *,
+    out: Say | None = None,
     recorder: bool = True,
     keep: bool = False,
     helm_major: int = 4,
 ) -> Installed:
-    """The whole flow for `./run.sh`: release check, serve, repo add, install, show what runs."""
+    """The whole flow for `./run.sh`: release check, serve, repo add, install, show what runs.
+
+    `say` gets progress, `out` (default: `say`) what is shown: the search result and the tables."""
+    out = out or say
     helm = Helm(major=helm_major)
     layout, keyring = check_release(source, workdir, helm.with_home(workdir / "helm-home"), say)
     with ExitStack() as stack:
@@ -216,15 +232,16 @@ def run(
             layout, keyring, kubeconfig, workdir, say, recorder=rec, helm_major=helm_major
         )
         say(f"helm search repo {REPO_NAME}/ --versions (served at {installed.repository_url}):")
-        print(installed.search.rstrip(), flush=True)
+        out(installed.search.rstrip("\n"))
         env_helm = Helm(major=helm_major, kubeconfig=kubeconfig)
         kubectl = str(tools.path("kubectl"))
-        show([str(env_helm.binary), "list", "--all-namespaces", "--kubeconfig", str(kubeconfig)], say)
+        show([str(env_helm.binary), "list", "--all-namespaces", "--kubeconfig", str(kubeconfig)], say, out)
         for namespace in (ISTIO_NS, GATEWAY_NS):
             show(
                 [kubectl, "--kubeconfig", str(kubeconfig), "--namespace", namespace, "get", "deploy,svc,pods", "-o",
                  "wide"],
                 say,
+                out,
             )  # fmt: skip
         say(f"gateway {GATEWAY_NS}/{GATEWAY_RELEASE} LoadBalancer address: {installed.gateway_address}")
         if rec is not None:

@@ -47,6 +47,10 @@ class HelmError(MeshchartsError):
         super().__init__(f"helm exited {returncode}: {' '.join(self.argv)}\n{stderr.strip()}")
 
 
+class WaitTimeout(MeshchartsError):
+    """A condition did not hold before its deadline; the message names the condition and the last state seen."""
+
+
 class ToolError(MeshchartsError):
     """A pinned tool is missing, failed to build, or does not report its version."""
 

@@ -53,21 +53,26 @@ class Helm:
         )
         return Helm(major=self.major, kubeconfig=self.kubeconfig, binary=self.binary, env=env, timeout=self.timeout)
 
-    def run(self, args: Sequence[str], *, timeout: float | None = None) -> str:
-        """Run `helm ARGS`; return stdout, or raise HelmError with argv, exit code and stderr."""
+    def call(self, args: Sequence[str], *, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        """Run `helm ARGS` and return the finished process whatever its exit code, for a caller that
+        expects a refusal and reads its stderr. HelmError only when helm did not run or ran out of time."""
         argv = [str(self.binary), *args]
         limit = self.timeout if timeout is None else timeout
         try:
-            done = subprocess.run(
+            return subprocess.run(
                 argv, env=self.env, capture_output=True, text=True, timeout=limit, stdin=subprocess.DEVNULL
             )
         except subprocess.TimeoutExpired as err:
             stderr = err.stderr.decode(errors="replace") if isinstance(err.stderr, bytes) else (err.stderr or "")
-            raise HelmError(argv, -1, f"timed out after {limit:.0f}s\n{stderr}") from err
+            raise HelmError(argv, -1, f"timed out after {limit:g}s\n{stderr}") from err
         except OSError as err:
             raise HelmError(argv, -1, str(err)) from err
+
+    def run(self, args: Sequence[str], *, timeout: float | None = None) -> str:
+        """Run `helm ARGS`; return stdout, or raise HelmError with argv, exit code and stderr."""
+        done = self.call(args, timeout=timeout)
         if done.returncode != 0:
-            raise HelmError(argv, done.returncode, done.stderr, done.stdout)
+            raise HelmError(done.args, done.returncode, done.stderr, done.stdout)
         return done.stdout
 
     def version(self) -> str:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-from collections.abc import Iterator, Mapping
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,37 +12,59 @@ from typing import Any
 import pytest
 import yaml
 
+from meshcharts import helm as helm_mod
+from meshcharts.errors import HelmError, ToolError
+
 REPO = Path(__file__).resolve().parents[2]
 CHARTS = REPO / "charts"
+# One helm template or lint of a local chart takes about a second; this bounds a hung one, not a slow machine.
+TIMEOUT = 120.0
 
 
-def _helm_binary(major: int) -> Path:
-    from meshcharts import tools
-    from meshcharts.errors import ToolError
-
-    try:
-        return tools.path("helm" if major == 4 else "helm3")
-    except ToolError as err:
-        pytest.skip(f"requires Helm {major}: {err}")
-
-
-@dataclass
+@dataclass(frozen=True)
 class Helm:
-    """Runs one real helm binary on charts/ and parses what it prints."""
+    """The project's Helm adapter (its argv lists and timeouts) as render tests use it: argv in, the
+    finished process or the parsed objects out. Helm's homes and the values files live in `workdir`,
+    a temp directory of the test session."""
 
-    binary: Path
-    major: int
+    adapter: helm_mod.Helm
+    workdir: Path
+
+    @classmethod
+    def pinned(cls, major: int, workdir: Path) -> Helm:
+        """The pinned Helm `major`, with a Helm home of its own under `workdir`; skips naming a missing build."""
+        try:
+            adapter = helm_mod.Helm(major=major, timeout=TIMEOUT)
+        except ToolError as err:
+            pytest.skip(f"requires Helm {major}: {err}")
+        return cls(adapter.with_home(workdir / "helm-home"), workdir)
+
+    @property
+    def major(self) -> int:
+        return self.adapter.major
+
+    @property
+    def binary(self) -> Path:
+        return self.adapter.binary
+
+    def with_home(self, home: Path) -> Helm:
+        """The same binary with repositories, cache and registry logins under `home` (a test's own)."""
+        return Helm(self.adapter.with_home(home), self.workdir)
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = {
-            **os.environ,
-            "HELM_CACHE_HOME": "/tmp/meshcharts-helm-cache",
-            "HELM_CONFIG_HOME": "/tmp/meshcharts-helm-config",
-        }
-        proc = subprocess.run([str(self.binary), *args], capture_output=True, text=True, env=env, check=False)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"helm {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
-        return proc
+        """`helm ARGS`; HelmError (argv, exit code, stderr) when it fails and `check` is set."""
+        done = self.adapter.call(args)
+        if check and done.returncode != 0:
+            raise HelmError(done.args, done.returncode, done.stderr, done.stdout)
+        return done
+
+    def _with_values(self, values: Mapping[str, Any] | None, *args: str) -> subprocess.CompletedProcess[str]:
+        if not values:
+            return self.adapter.call(args)
+        with tempfile.NamedTemporaryFile("w", prefix="values-", suffix=".yaml", dir=self.workdir) as handle:
+            yaml.safe_dump(dict(values), handle)
+            handle.flush()
+            return self.adapter.call([*args, "--values", handle.name])
 
     def template(
         self,
@@ -53,30 +75,27 @@ class Helm:
         namespace: str = "istio-system",
         extra: tuple[str, ...] = (),
     ) -> list[dict[str, Any]]:
-        args = ["template", release, str(CHARTS / chart), "--namespace", namespace, *extra]
-        if values:
-            path = Path(f"/tmp/meshcharts-values-{os.getpid()}.yaml")
-            path.write_text(yaml.safe_dump(dict(values)))
-            args += ["--values", str(path)]
-        out = self.run(*args).stdout
-        return [doc for doc in yaml.safe_load_all(out) if doc]
+        args = ("template", release, str(CHARTS / chart), "--namespace", namespace, *extra)
+        done = self._with_values(values, *args)
+        if done.returncode != 0:
+            raise HelmError(done.args, done.returncode, done.stderr, done.stdout)
+        return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
     def template_error(self, chart: str, values: Mapping[str, Any], *, release: str = "release") -> str:
-        path = Path(f"/tmp/meshcharts-values-{os.getpid()}.yaml")
-        path.write_text(yaml.safe_dump(dict(values)))
-        proc = self.run("template", release, str(CHARTS / chart), "--values", str(path), check=False)
-        assert proc.returncode != 0, f"helm accepted values it should reject: {dict(values)}"
-        return proc.stderr
+        """The stderr of a render that must be refused."""
+        done = self._with_values(values, "template", release, str(CHARTS / chart))
+        assert done.returncode != 0, f"helm accepted values it should reject: {dict(values)}"
+        return done.stderr
 
 
 @pytest.fixture(scope="session", params=[4, pytest.param(3, marks=pytest.mark.helm3)], ids=["helm4", "helm3"])
-def helm(request: pytest.FixtureRequest) -> Iterator[Helm]:
-    yield Helm(_helm_binary(request.param), request.param)
+def helm(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    return Helm.pinned(request.param, tmp_path_factory.mktemp(f"helm{request.param}"))
 
 
 @pytest.fixture(scope="session")
-def helm4() -> Helm:
-    return Helm(_helm_binary(4), 4)
+def helm4(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    return Helm.pinned(4, tmp_path_factory.mktemp("helm4"))
 
 
 def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:

@@ -7,11 +7,11 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import SHARED_REFERENCE
+from tests.conftest import data_table
 from tests.render.conftest import CHARTS, Helm, find, kinds
 from tests.render.test_gateway import reference_rows
 
-CRD_NAMES = {row.split("\t")[0] for row in (SHARED_REFERENCE / "istio-1.12-crds.tsv").read_text().splitlines()[1:]}
+CRD_NAMES = {row["crd"] for row in data_table("istio-1.12-crds.tsv")}
 
 
 def render(helm: Helm, values: dict[str, Any] | None = None, *extra: str) -> list[dict[str, Any]]:

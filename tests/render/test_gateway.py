@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import SHARED_REFERENCE
+from tests.conftest import data_table
 from tests.render.conftest import CHARTS, Helm, find, kinds
 
 RELEASE = "istio-ingressgateway"
 
 
 def reference_rows(name: str, chart: str) -> list[dict[str, str]]:
-    path = SHARED_REFERENCE / name
-    if not path.exists():
-        pytest.skip(f"requires the reference table {path}")
-    with path.open() as handle:
-        return [row for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if row["chart"] == chart]
+    """The rows of the Istio 1.12 table tests/data/NAME about one chart."""
+    return [row for row in data_table(name) if row["chart"] == chart]
 
 
 def render(helm: Helm, values: dict[str, Any] | None = None, **kw: Any) -> list[dict[str, Any]]:

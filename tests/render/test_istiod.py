@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -11,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import data_table
 from tests.render.conftest import CHARTS, REPO, Helm, find, kinds
 
-REFERENCE = REPO.parent / "shared" / "reference"
 NS = "istio-system"
 
 # The objects of 1.12's default render this chart leaves out on purpose (see the chart README).
@@ -27,14 +26,6 @@ LEFT_OUT = {
 ADDED = {("ValidatingWebhookConfiguration", "istio-validator-istio-system")}
 
 Objects = list[dict[str, Any]]
-
-
-def reference_rows(name: str) -> list[dict[str, str]]:
-    path = REFERENCE / name
-    if not path.exists():
-        pytest.skip(f"requires the reference data {path}")
-    with path.open() as f:
-        return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
 def render(helm: Helm, values: dict[str, Any] | None = None, **kw: Any) -> Objects:
@@ -88,7 +79,7 @@ def test_istiod_lints_strict_with_defaults_and_with_a_revision(helm: Helm) -> No
 
 
 def test_default_render_is_the_1_12_object_set_less_old_proxy_filters_plus_the_validator(helm: Helm) -> None:
-    rows = reference_rows("istio-1.12-default-objects.tsv")
+    rows = data_table("istio-1.12-default-objects.tsv")
     expected = {(r["kind"], r["name"]) for r in rows if r["chart"] == "istiod"}
     assert expected >= LEFT_OUT
     objects = render(helm)
@@ -101,7 +92,7 @@ def test_default_render_is_the_1_12_object_set_less_old_proxy_filters_plus_the_v
 
 
 def test_values_yaml_holds_every_1_12_istiod_key_with_its_default(helm: Helm) -> None:
-    rows = [r for r in reference_rows("istio-1.12-values.tsv") if r["chart"] == "istiod"]
+    rows = [r for r in data_table("istio-1.12-values.tsv") if r["chart"] == "istiod"]
     assert len(rows) == 126
     values = yaml.safe_load((CHARTS / "istiod" / "values.yaml").read_text())
     # Published charts point at the release images, not 1.12's development defaults.
@@ -116,7 +107,7 @@ def test_values_yaml_holds_every_1_12_istiod_key_with_its_default(helm: Helm) ->
 
 
 def test_every_1_12_istiod_key_set_to_its_default_passes_the_schema(helm: Helm) -> None:
-    rows = [r for r in reference_rows("istio-1.12-values.tsv") if r["chart"] == "istiod"]
+    rows = [r for r in data_table("istio-1.12-values.tsv") if r["chart"] == "istiod"]
     values: dict[str, Any] = {}
     for row in rows:
         node = values

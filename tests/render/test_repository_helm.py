@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -81,25 +79,9 @@ def keyring(tmp_path_factory: pytest.TempPathFactory, signing_home: tuple[Path, 
 
 
 @pytest.fixture
-def helm_home(helm: Helm, tmp_path: Path) -> Iterator[Helm]:
+def helm_home(helm: Helm, tmp_path: Path) -> Helm:
     """The same helm binary with repository config and cache of its own, so tests never touch the user's."""
-    env_keys = {
-        "HELM_REPOSITORY_CONFIG": tmp_path / "repositories.yaml",
-        "HELM_REPOSITORY_CACHE": tmp_path / "cache",
-        "HELM_CACHE_HOME": tmp_path / "cache-home",
-        "HELM_CONFIG_HOME": tmp_path / "config",
-        "HELM_DATA_HOME": tmp_path / "data",
-    }
-    saved = {k: os.environ.get(k) for k in env_keys}
-    os.environ.update({k: str(v) for k, v in env_keys.items()})
-    try:
-        yield helm
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return helm.with_home(tmp_path / "helm-home")
 
 
 def test_archives_load_lint_and_render_in_helm(helm: Helm, published: Layout) -> None:

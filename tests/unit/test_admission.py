@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from meshcharts._wait import wait_for
 from meshcharts.testing.admission import AdmissionRecorder, RecorderError, patch_ca_bundle, where
 
 
@@ -166,10 +167,7 @@ def test_a_client_that_does_not_trust_the_ca_is_refused_and_the_handshake_failur
     stranger = AdmissionRecorder()
     with pytest.raises(ssl.SSLCertVerificationError):
         _post(recorder.url("/inject"), json.dumps(_review()).encode(), ca_pem=stranger.ca_pem)
-    deadline = time.monotonic() + 5
-    while not recorder.tls_errors and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert recorder.tls_errors
+    wait_for(lambda: recorder.tls_errors, what="the recorder to keep the failed handshake", timeout=5, interval=0.02)
     assert recorder.requests() == []
 
 
@@ -203,10 +201,13 @@ def test_stop_closes_the_port_and_ends_the_serving_thread() -> None:
     with socket.socket() as probe:
         probe.settimeout(1)
         assert probe.connect_ex(("127.0.0.1", port)) != 0
-    deadline = time.monotonic() + 5
-    while set(threading.enumerate()) - before and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert set(threading.enumerate()) - before == set()
+    wait_for(
+        lambda: not set(threading.enumerate()) - before,
+        what="the recorder's threads to end",
+        timeout=5,
+        interval=0.02,
+        describe=lambda: f"still running: {set(threading.enumerate()) - before}",
+    )
     with pytest.raises(RecorderError, match="not started"):
         recorder.url("/inject")
 

@@ -1,12 +1,10 @@
-"""The generated CRDs against Istio 1.12's, as tabulated in ../shared/reference (facts, not Istio's YAML).
+"""The generated CRDs against Istio 1.12's, as tabulated in tests/data (facts, not Istio's YAML).
 
 Rows are compared whole and every difference is listed, so one run shows all the drift at once.
 """
 
 from __future__ import annotations
 
-import csv
-import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,24 +12,13 @@ from typing import Any
 import pytest
 
 from meshcharts.crds import load_api_types, render_crd
+from tests.conftest import data_table
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS_DIR = ROOT / "generator" / "specs" / "crds"
-REFERENCE = Path(os.environ.get("MESHCHARTS_REFERENCE", ROOT.parent / "shared" / "reference"))
 FREE_FORM_ONLY = {"istiooperators.install.istio.io"}  # absent from the fields table: spec is free-form
 
 Row = tuple[str, str, str]  # path, type, constraints
-
-
-def _table(name: str) -> list[dict[str, str]]:
-    path = REFERENCE / name
-    if not path.is_file():
-        message = f"requires {path} (the shared reference tables, checked out at ../shared beside the clone)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with path.open(encoding="utf-8", newline="") as stream:
-        return list(csv.DictReader(stream, delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +78,7 @@ def _differences(
 def test_every_field_path_type_enum_and_format_matches_istio_1_12(crds: dict[str, dict[str, Any]]) -> None:
     reference = {
         (row["crd"], row["version"], row["path"]): (row["type"], row["constraints"])
-        for row in _table("istio-1.12-crd-fields.tsv")
+        for row in data_table("istio-1.12-crd-fields.tsv")
     }
     assert len(reference) == 1352
     generated = {key: value for key, value in generated_rows(crds).items() if key[0] not in FREE_FORM_ONLY}
@@ -132,7 +119,7 @@ def _crd_facts(crd: Mapping[str, Any], keep: bool) -> dict[str, str]:
 
 
 def test_names_scope_versions_columns_subresources_and_keep_match_istio_1_12() -> None:
-    reference = {row["crd"]: row for row in _table("istio-1.12-crds.tsv")}
+    reference = {row["crd"]: row for row in data_table("istio-1.12-crds.tsv")}
     apis = load_api_types(CRDS_DIR)
     generated = {api.name: _crd_facts(render_crd(api), api.keep) for api in apis}
     differences = [f"missing CRD {name}" for name in sorted(reference.keys() - generated.keys())]

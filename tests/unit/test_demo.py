@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 from meshcharts import demo
-from meshcharts.errors import RepoError
+from meshcharts.errors import ClusterError, RepoError
 from tests.conftest import REPO
 
 
@@ -28,3 +29,19 @@ def test_a_repository_without_its_public_key_is_refused_naming_it(tmp_path: Path
             (shutil.copytree if src.is_dir() else shutil.copy2)(src, source / part)
     with pytest.raises(RepoError, match=r"meshcharts\.asc is missing"):
         demo.copy_repository(source, tmp_path / "copy")
+
+
+def test_show_hands_a_commands_output_to_out_and_its_stderr_to_say() -> None:
+    said: list[str] = []
+    shown: list[str] = []
+    script = "import sys; print('NAME READY'); print('careful', file=sys.stderr)"
+    demo.show([sys.executable, "-c", script], said.append, shown.append)
+    assert shown == ["NAME READY"]
+    assert said[0].startswith(f"$ {Path(sys.executable).name} -c ")
+    assert said[1:] == ["careful"]
+
+
+def test_show_of_a_failing_command_raises_with_its_stderr() -> None:
+    script = "import sys; print('no such resource', file=sys.stderr); sys.exit(4)"
+    with pytest.raises(ClusterError, match=r"exited 4:\nno such resource"):
+        demo.show([sys.executable, "-c", script], lambda _: None, lambda _: None)

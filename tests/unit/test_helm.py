@@ -11,9 +11,11 @@ from meshcharts.errors import HelmError
 from meshcharts.helm import Helm
 
 RECORDER = """#!/usr/bin/env python3
-import json, os, sys
+import json, os, sys, time
 with open(os.environ["RECORD"], "a") as out:
     out.write(json.dumps({"argv": sys.argv[1:], "kubeconfig": os.environ.get("KUBECONFIG")}) + "\\n")
+if os.environ.get("SLEEP"):
+    time.sleep(float(os.environ["SLEEP"]))
 if os.environ.get("FAIL"):
     sys.stderr.write("Error: INSTALLATION FAILED: cannot re-use a name that is still in use\\n")
     sys.exit(int(os.environ["FAIL"]))
@@ -96,6 +98,21 @@ def test_a_failing_helm_raises_helm_error_with_argv_exit_code_and_stderr(tmp_pat
     assert err.returncode == 3
     assert "cannot re-use a name" in err.stderr
     assert "helm exited 3" in str(err) and "cannot re-use a name" in str(err)
+
+
+def test_call_returns_a_refusal_with_its_exit_code_and_stderr_instead_of_raising(tmp_path: Path, record: Path) -> None:
+    helm = _helm(tmp_path, record, FAIL="1")
+    done = helm.call(["template", "gw", "charts/gateway"])
+    assert done.returncode == 1
+    assert "cannot re-use a name" in done.stderr
+    assert done.args[1:] == ["template", "gw", "charts/gateway"]
+
+
+def test_a_helm_that_outlives_its_timeout_is_a_helm_error_naming_the_limit(tmp_path: Path, record: Path) -> None:
+    helm = _helm(tmp_path, record, SLEEP="30")
+    with pytest.raises(HelmError, match=r"timed out after 0\.5s") as caught:
+        helm.call(["lint", "charts/gateway"], timeout=0.5)
+    assert caught.value.argv[1:] == ["lint", "charts/gateway"]
 
 
 def test_only_helm_4_and_3_can_be_selected() -> None:

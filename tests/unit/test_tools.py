@@ -9,12 +9,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from meshcharts import tools
+from meshcharts._wait import wait_for
 from meshcharts.errors import ToolError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -287,11 +287,12 @@ def test_a_build_killed_mid_write_is_not_taken_as_finished_and_is_cleaned_next_t
     )
     proc = subprocess.Popen([sys.executable, "-c", script])
     try:
-        deadline = time.monotonic() + 30
-        while not started.exists():
-            assert time.monotonic() < deadline, "the installer never started its build"
+
+        def building() -> bool:
             assert proc.poll() is None, "the installer exited early"
-            time.sleep(0.05)
+            return started.exists()
+
+        wait_for(building, what="the installer to start its build", timeout=30, interval=0.05)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()

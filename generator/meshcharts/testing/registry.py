@@ -12,13 +12,13 @@ import json
 import shutil
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from meshcharts._wait import wait_for
 from meshcharts.errors import MeshchartsError
 
 BINARY = Path("/usr/bin/docker-registry")
@@ -94,9 +94,12 @@ class OciRegistry:
             raise RegistryError(MISSING)
         if self.process is not None:
             raise RegistryError(f"the registry already runs as pid {self.process.pid} on {self.address}")
+        if attempts < 1:
+            raise RegistryError(f"attempts must be at least 1, not {attempts}")
         storage = self.workdir / "storage"
         storage.mkdir(parents=True, exist_ok=True)
-        for attempt in range(1, attempts + 1):
+        lost: list[int] = []
+        for _ in range(attempts):
             self.port = _free_port(self.host)
             config = self.workdir / "config.yml"
             config.write_text(config_text(storage, self.host, self.port))
@@ -113,17 +116,24 @@ class OciRegistry:
             except RegistryError:
                 exited = self.process.poll() is not None
                 self.stop()
-                if not exited or attempt == attempts or "address already in use" not in self.log_tail():
+                if not exited or "address already in use" not in self.log_tail():
                     raise
-        raise AssertionError("unreachable")  # pragma: no cover
+                lost.append(self.port)
+        raise RegistryError(
+            f"docker-registry lost its free port to another process {attempts} time(s) in a row (ports {lost}); "
+            f"its log ({self.log_path}):\n{self.log_tail()}"
+        )
 
     def _wait_ready(self, timeout: float) -> None:
-        assert self.process is not None
+        process = self.process
+        if process is None:
+            raise RegistryError("the registry was not started")
         url = f"http://{self.address}/v2/"
-        deadline = time.monotonic() + timeout
         last = "no answer yet"
-        while True:
-            code = self.process.poll()
+
+        def answers() -> bool:
+            nonlocal last
+            code = process.poll()
             if code is not None:
                 raise RegistryError(
                     f"docker-registry exited {code} before {url} answered; its log ({self.log_path}):\n"
@@ -132,18 +142,21 @@ class OciRegistry:
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
                     if response.status == 200:
-                        return
+                        return True
                     last = f"HTTP {response.status}"
             except urllib.error.HTTPError as err:
                 last = f"HTTP {err.code}"
             except (urllib.error.URLError, OSError) as err:
                 last = str(getattr(err, "reason", err))
-            if time.monotonic() >= deadline:
-                raise RegistryError(
-                    f"timed out after {timeout:g}s waiting for {url} to answer 200 (last: {last}); "
-                    f"its log ({self.log_path}):\n{self.log_tail()}"
-                )
-            time.sleep(0.1)
+            return False
+
+        wait_for(
+            answers,
+            what=f"{url} to answer 200",
+            timeout=timeout,
+            describe=lambda: f"last: {last}; its log ({self.log_path}):\n{self.log_tail()}",
+            error=RegistryError,
+        )
 
     def stop(self, *, timeout: float = 10.0) -> None:
         """Stop the registry process by its pid: SIGTERM, then SIGKILL after `timeout` seconds."""

@@ -11,7 +11,10 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from meshcharts import errors
+from meshcharts._wait import wait_for
 from meshcharts.errors import ClusterError
+from meshcharts.kube import KubeApiError, is_api_error
 
 T = TypeVar("T")
 
@@ -19,8 +22,8 @@ T = TypeVar("T")
 UNREACHABLE_GRACE = 10.0
 
 
-class WaitTimeout(ClusterError):
-    """A condition did not hold before its deadline."""
+class WaitTimeout(ClusterError, errors.WaitTimeout):
+    """A cluster condition did not hold before its deadline (a ClusterError, and a WaitTimeout like every deadline)."""
 
 
 def _is_connection_error(err: BaseException) -> bool:
@@ -43,18 +46,19 @@ def wait_until(
     """Call `check` until it returns something truthy; WaitTimeout after `timeout` seconds of wall clock.
 
     `describe` renders the last observed state for the error; `on_unreachable` adds context (such as
-    the control-plane log tails) when the cluster stops answering.
+    the control-plane log tails) when the cluster stops answering. An error status from the API
+    server ends the wait as a KubeApiError naming `condition`.
     """
-    deadline = time.monotonic() + timeout
     unreachable_since: float | None = None
     last_error: BaseException | None = None
-    while True:
+
+    def attempt() -> T | None:
+        nonlocal unreachable_since, last_error
         try:
             result = check()
-            unreachable_since = None
-            if result:
-                return result
         except Exception as err:
+            if is_api_error(err):
+                raise KubeApiError(f"while waiting for {condition}", err) from err
             if not _is_connection_error(err):
                 raise
             last_error = err
@@ -66,10 +70,16 @@ def wait_until(
                     f"the cluster stopped answering while waiting for {condition} "
                     f"({now - unreachable_since:.0f}s without a response: {err})" + (f"\n{extra}" if extra else "")
                 ) from err
-        if time.monotonic() >= deadline:
-            state = describe() if describe else (f"last error: {last_error}" if last_error else "")
-            raise WaitTimeout(f"timed out after {timeout:g}s waiting for {condition}" + (f"; {state}" if state else ""))
-        time.sleep(interval)
+            return None
+        unreachable_since = None
+        return result
+
+    def state() -> str:
+        if describe is not None:
+            return describe()
+        return f"last error: {last_error}" if last_error else ""
+
+    return wait_for(attempt, what=condition, timeout=timeout, interval=interval, describe=state, error=WaitTimeout)
 
 
 def _conditions(obj: Any) -> dict[str, str]:
@@ -149,13 +159,12 @@ def service_address(core: Any, namespace: str, name: str, *, timeout: float = 30
 
 def namespace_gone(core: Any, name: str, *, timeout: float = 60.0) -> None:
     """The namespace is deleted and the namespace controller has finished it."""
-    from kubernetes.client.exceptions import ApiException
 
     def check() -> bool:
         try:
             core.read_namespace(name)
-        except ApiException as err:
-            if err.status == 404:
+        except Exception as err:
+            if is_api_error(err) and getattr(err, "status", None) == 404:
                 return True
             raise
         return False
