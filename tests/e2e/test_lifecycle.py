@@ -3,6 +3,7 @@ cluster holds, and uninstalling leaves nothing behind but the kept CRDs."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -132,7 +133,7 @@ def _populated(kube: Kube, namespace: str) -> bool:
 
 
 def test_three_charts_outside_istio_system_match_their_templates_and_uninstall_cleanly(
-    empty_cluster: None, mesh_helm: Helm, kube: Kube, recorder: AdmissionRecorder
+    empty_cluster: None, mesh_helm: Helm, kube: Kube, recorder: AdmissionRecorder, tmp_path: Path
 ) -> None:
     before = listing(kube)
     installs = [
@@ -146,9 +147,8 @@ def test_three_charts_outside_istio_system_match_their_templates_and_uninstall_c
         ("ingress", GATEWAYS, CHARTS / "gateway", {}),
     ]
     for release, namespace, chart, values in installs:
-        path = f"/tmp/meshcharts-lifecycle-{release}.yaml"
-        with open(path, "w") as handle:
-            yaml.safe_dump(values, handle)
+        path = tmp_path / f"{release}-values.yaml"
+        path.write_text(yaml.safe_dump(values))
         rendered = [
             d for d in yaml.safe_load_all(mesh_helm.template(release, chart, namespace=namespace, values=[path])) if d
         ]

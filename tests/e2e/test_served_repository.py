@@ -42,10 +42,11 @@ def own_cluster(pytestconfig: pytest.Config) -> Iterator[cluster_mod.Cluster]:
 
 
 def test_the_main_job_installs_base_istiod_and_gateway_from_the_served_repository(
-    own_cluster: cluster_mod.Cluster, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    own_cluster: cluster_mod.Cluster, tmp_path: Path
 ) -> None:
     said: list[str] = []
-    installed = demo.run(Layout(REPO), own_cluster.kubeconfig, tmp_path, said.append)
+    shown_lines: list[str] = []
+    installed = demo.run(Layout(REPO), own_cluster.kubeconfig, tmp_path, said.append, out=shown_lines.append)
 
     rows = [line.split()[:2] for line in installed.search.splitlines()[1:]]
     published = sorted(p.name[: -len(".tgz")].rsplit("-", 1) for p in (REPO / "packages").glob("*.tgz"))
@@ -69,7 +70,7 @@ def test_the_main_job_installs_base_istiod_and_gateway_from_the_served_repositor
     assert kube.ext.read_custom_resource_definition("virtualservices.networking.istio.io")
     assert installed.gateway_address == waits.service_address(kube.core, "istio-ingress", "istio-ingressgateway")
 
-    shown = capfd.readouterr().out
+    shown = "\n".join(shown_lines)
     for expected in ("istio-ingressgateway", "deployment.apps/istiod", "service/istio-ingressgateway", "LoadBalancer"):
         assert expected in shown, shown
 

@@ -12,7 +12,6 @@ import os
 import re
 import uuid
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from meshcharts import tools
 from meshcharts.egress import Egress
 from meshcharts.errors import ClusterError
 from meshcharts.helm import Helm
+from meshcharts.kube import Kube, KubeApiError, kube_for
 from meshcharts.testing import waits
 from meshcharts.testing.registry import MISSING as REGISTRY_MISSING
 from meshcharts.testing.registry import OciRegistry, registry_binary
@@ -87,38 +87,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         names = getattr(item, "fixturenames", None)
         if names is not None and ("kube_cluster" in names or "kube_config" in names) and "mesh_cluster" not in names:
             names.insert(0, "mesh_cluster")
-
-
-@dataclass(frozen=True)
-class Kube:
-    """The official client's typed APIs for one cluster."""
-
-    api_client: Any
-    core: Any
-    apps: Any
-    ext: Any
-    admission: Any
-    rbac: Any
-    autoscaling: Any
-    policy: Any
-    custom: Any
-
-
-def kube_for(kubeconfig: Path) -> Kube:
-    from kubernetes import client, config
-
-    api_client = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
-    return Kube(
-        api_client=api_client,
-        core=client.CoreV1Api(api_client),
-        apps=client.AppsV1Api(api_client),
-        ext=client.ApiextensionsV1Api(api_client),
-        admission=client.AdmissionregistrationV1Api(api_client),
-        rbac=client.RbacAuthorizationV1Api(api_client),
-        autoscaling=client.AutoscalingV2Api(api_client),
-        policy=client.PolicyV1Api(api_client),
-        custom=client.CustomObjectsApi(api_client),
-    )
 
 
 @pytest.fixture(scope="session")
@@ -200,11 +168,15 @@ def _namespace_name(node_name: str) -> str:
 def mesh_namespace(request: pytest.FixtureRequest, kube: Kube) -> Iterator[str]:
     """A fresh namespace for one test, labelled from @pytest.mark.namespace_labels, deleted afterwards."""
     from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
 
     marker = request.node.get_closest_marker("namespace_labels")
     labels = dict(marker.args[0]) if marker else {}
     name = _namespace_name(request.node.name)
-    kube.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels)))
+    try:
+        kube.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels)))
+    except ApiException as err:
+        raise KubeApiError(f"creating namespace {name}", err) from err
     yield name
     with contextlib.suppress(Exception):
         kube.core.delete_namespace(name)
