@@ -1,0 +1,101 @@
+"""Every workload, injected by Istio's own injector with this chart's ConfigMaps, equals Istio 1.12's pod.
+
+Each (variant, workload) compares the parsed injected object with what Istio 1.12.0's own istiod chart
+produced through the same istioctl. A difference passes only where deviations.yaml names exactly that
+field and both values, and the README's "Deviations from Istio 1.12" table explains it.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.oracle import cases
+from tests.oracle.conftest import CHART, Injected
+from tests.oracle.injection import comparable, differences, inject, load_deviations, render_injector, unexplained
+
+REPO = Path(__file__).resolve().parents[2]
+VARIANTS = cases.variants()
+WORKLOADS = cases.workloads()
+DEVIATIONS = load_deviations(cases.DEVIATIONS)
+CASES = [pytest.param(v, w, id=f"{v.name}-{w}") for v in VARIANTS for w in WORKLOADS]
+
+
+def test_the_oracle_covers_at_least_40_workloads_under_4_variants_each_with_its_1_12_pod() -> None:
+    assert len(WORKLOADS) >= 40 and len(VARIANTS) >= 4
+    missing = [f"{v.name}/{w}" for v in VARIANTS for w in WORKLOADS if not cases.expected_path(v.name, w).is_file()]
+    assert not missing, f"no Istio 1.12 expectation for {missing}"
+    stale = sorted(
+        str(path.relative_to(cases.DATA))
+        for path in (cases.DATA / "expected").glob("*/*.yaml")
+        if path.parent.name not in {v.name for v in VARIANTS} or path.stem not in WORKLOADS
+    )
+    assert not stale, f"expectations for no variant or workload: {stale}"
+
+
+@pytest.mark.parametrize(("variant", "workload"), CASES)
+def test_injected_pod_equals_istio_1_12(
+    injected_by_chart: Callable[[cases.Variant], Injected], variant: cases.Variant, workload: str
+) -> None:
+    ours = injected_by_chart(variant).get(workload)
+    assert ours is not None, f"istioctl kube-inject returned no object named {workload}"
+    left, _ = unexplained(
+        cases.expected(variant.name, workload), ours, DEVIATIONS, variant=variant.name, workload=workload
+    )
+    assert not left, f"{variant.name}/{workload} differs from Istio 1.12's injection:\n" + "\n".join(
+        f"  {d}" for d in left
+    )
+
+
+def test_every_documented_deviation_is_needed_and_in_the_readme(
+    injected_by_chart: Callable[[cases.Variant], Injected],
+) -> None:
+    """A deviation no difference needs is an over-broad exception: it must go, as must an undocumented one."""
+    used: set[str] = set()
+    for variant in VARIANTS:
+        injected = injected_by_chart(variant)
+        for workload in WORKLOADS:
+            if workload in injected:
+                _, accepted = unexplained(
+                    cases.expected(variant.name, workload),
+                    injected[workload],
+                    DEVIATIONS,
+                    variant=variant.name,
+                    workload=workload,
+                )
+                used |= accepted
+    names = {d.name for d in DEVIATIONS}
+    assert names == used, f"deviations no difference needs: {sorted(names - used)}"
+    table = _readme_deviation_names()
+    assert names <= table, f"deviations missing from the README table: {sorted(names - table)}"
+    assert table <= names, f"README deviations with no entry in {cases.DEVIATIONS.name}: {sorted(table - names)}"
+
+
+def _readme_deviation_names() -> set[str]:
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Deviations from Istio 1.12", 1)
+    assert len(section) == 2, "README.md has no '## Deviations from Istio 1.12' section"
+    body = section[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([a-z0-9-]+)` \|", body, flags=re.MULTILINE))
+
+
+def test_a_changed_injection_template_fails_the_oracle_naming_the_field(
+    helm_binary: Path, istioctl: Path, tmp_path: Path
+) -> None:
+    """The oracle can fail: one changed number in the sidecar template is reported at its field."""
+    chart = tmp_path / "istiod"
+    shutil.copytree(CHART, chart)
+    template = chart / "files" / "sidecar.yaml"
+    text = template.read_text()
+    assert text.count("timeoutSeconds: 3") == 1
+    template.write_text(text.replace("timeoutSeconds: 3", "timeoutSeconds: 4"))
+    variant = VARIANTS[0]
+    injected = inject(istioctl, render_injector(helm_binary, chart, variant.chart_values()), cases.workloads_text())
+    found = list(differences(comparable(cases.expected(variant.name, "reviews")), comparable(injected["reviews"])))
+    assert [str(d) for d in found] == [
+        "spec.template.spec.containers[istio-proxy].readinessProbe.timeoutSeconds: Istio 1.12 3, this chart 4"
+    ]
