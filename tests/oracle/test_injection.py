@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.oracle import cases
 from tests.oracle.conftest import CHART, Injected
@@ -98,4 +99,21 @@ def test_a_changed_injection_template_fails_the_oracle_naming_the_field(
     found = list(differences(comparable(cases.expected(variant.name, "reviews")), comparable(injected["reviews"])))
     assert [str(d) for d in found] == [
         "spec.template.spec.containers[istio-proxy].readinessProbe.timeoutSeconds: Istio 1.12 3, this chart 4"
+    ]
+
+
+CI_VALUES = sorted((REPO / "ci" / "values" / "istiod").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("values_file", CI_VALUES, ids=[path.stem for path in CI_VALUES])
+def test_each_ci_values_case_gives_a_mesh_config_istios_own_loader_accepts(
+    helm_binary: Path, istioctl: Path, values_file: Path
+) -> None:
+    """kube-inject loads --meshConfigFile with Istio's mesh-config loader and validator, as istiod does."""
+    values = yaml.safe_load(values_file.read_text()) or {}
+    injector = render_injector(helm_binary, CHART, values)
+    injected = inject(istioctl, injector, yaml.safe_dump(WORKLOADS["reviews"]))
+    assert [c["name"] for c in injected["reviews"]["spec"]["template"]["spec"]["containers"]] == [
+        "reviews",
+        "istio-proxy",
     ]
