@@ -1,8 +1,8 @@
 """Wall time of the injection oracle layer (`tests/oracle`), and of its two steps per values variant.
 
-Runs `pytest -q tests/oracle` as CI does (a fresh process; rounds alternate nothing, each is the whole layer),
-then times, in this process, one `helm template` of charts/istiod and one `istioctl kube-inject` of every
-workload per variant: the cost the layer pays before comparing. Usage: python bench/oracle.py [--rounds 3]
+Runs `pytest -q tests/oracle` as CI does, in a fresh process per round, then times in this process one
+`helm template` of charts/istiod and one `istioctl kube-inject` of every workload per variant: the cost the
+layer pays before it compares. Usage: python bench/oracle.py [--rounds 3]
 """
 
 from __future__ import annotations
