@@ -17,7 +17,7 @@ import yaml
 
 from tests.oracle import cases
 from tests.oracle.conftest import CHART, Injected
-from tests.oracle.injection import comparable, differences, inject, load_deviations, render_injector, unexplained
+from tests.oracle.injection import inject, load_deviations, render_injector, unexplained
 
 REPO = Path(__file__).resolve().parents[2]
 VARIANTS = cases.variants()
@@ -84,22 +84,68 @@ def _readme_deviation_names() -> set[str]:
     return set(re.findall(r"^\| `([a-z0-9-]+)` \|", body, flags=re.MULTILINE))
 
 
+CHANGES = [
+    pytest.param(
+        "sidecar",
+        "timeoutSeconds: 3",
+        "timeoutSeconds: 4",
+        "reviews",
+        "spec.template.spec.containers[istio-proxy].readinessProbe.timeoutSeconds: Istio 1.12 3, this chart 4",
+        id="sidecar",
+    ),
+    pytest.param(
+        "gateway",
+        "- router",
+        "- sidecar",
+        "egress",
+        'spec.template.spec.containers[istio-proxy].args[1]: Istio 1.12 "router", this chart "sidecar"',
+        id="gateway",
+    ),
+    pytest.param(
+        "grpc-agent",
+        'name: DISABLE_ENVOY\n      value: "true"',
+        'name: DISABLE_ENVOY\n      value: "false"',
+        "proxyless",
+        'spec.template.spec.containers[istio-proxy].env[DISABLE_ENVOY].value: Istio 1.12 "true", this chart "false"',
+        id="grpc-agent",
+    ),
+    pytest.param(
+        "grpc-simple",
+        'value: "99"',
+        'value: "98"',
+        "bootstrap",
+        "spec.template.spec.containers[client].env[GRPC_GO_LOG_VERBOSITY_LEVEL].value:"
+        ' Istio 1.12 "99", this chart "98"',
+        id="grpc-simple",
+    ),
+]
+
+
+@pytest.mark.parametrize(("template", "old", "new", "workload", "message"), CHANGES)
 def test_a_changed_injection_template_fails_the_oracle_naming_the_field(
-    helm_binary: Path, istioctl: Path, tmp_path: Path
+    helm_binary: Path,
+    istioctl: Path,
+    tmp_path: Path,
+    template: str,
+    old: str,
+    new: str,
+    workload: str,
+    message: str,
 ) -> None:
-    """The oracle can fail: one changed number in the sidecar template is reported at its field."""
+    """The oracle can fail: one changed value in any of the four templates is reported at its field."""
     chart = tmp_path / "istiod"
     shutil.copytree(CHART, chart)
-    template = chart / "files" / "sidecar.yaml"
-    text = template.read_text()
-    assert text.count("timeoutSeconds: 3") == 1
-    template.write_text(text.replace("timeoutSeconds: 3", "timeoutSeconds: 4"))
+    path = chart / "files" / f"{template}.yaml"
+    text = path.read_text()
+    assert text.count(old) == 1, f"{path.name} no longer holds {old!r} once"
+    path.write_text(text.replace(old, new))
     variant = VARIANTS[0]
-    injected = inject(istioctl, render_injector(helm_binary, chart, variant.chart_values()), cases.workloads_text())
-    found = list(differences(comparable(cases.expected(variant.name, "reviews")), comparable(injected["reviews"])))
-    assert [str(d) for d in found] == [
-        "spec.template.spec.containers[istio-proxy].readinessProbe.timeoutSeconds: Istio 1.12 3, this chart 4"
-    ]
+    injector = render_injector(helm_binary, chart, variant.chart_values())
+    injected = inject(istioctl, injector, yaml.safe_dump(WORKLOADS[workload]))
+    left, _ = unexplained(
+        cases.expected(variant.name, workload), injected[workload], DEVIATIONS, variant=variant.name, workload=workload
+    )
+    assert [str(d) for d in left] == [message]
 
 
 CI_VALUES = sorted((REPO / "ci" / "values" / "istiod").glob("*.yaml"))
