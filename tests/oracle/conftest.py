@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.oracle import cases
-from tests.oracle.injection import Injector, inject, render_injector
+from tests.oracle.injection import Injector, OracleError, inject, render_injector
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "istiod"
 
@@ -45,8 +45,11 @@ def injected_by_chart(helm_binary: Path, istioctl: Path) -> Callable[[cases.Vari
 
     def get(variant: cases.Variant) -> Injected:
         if variant.name not in cache:
-            injector: Injector = render_injector(helm_binary, CHART, variant.chart_values())
-            cache[variant.name] = inject(istioctl, injector, text, env=variant.env)
+            try:
+                injector: Injector = render_injector(helm_binary, CHART, variant.chart_values())
+                cache[variant.name] = inject(istioctl, injector, text, env=variant.env)
+            except OracleError as err:
+                raise OracleError(f"variant {variant.name}: {err}") from err
         return cache[variant.name]
 
     return get

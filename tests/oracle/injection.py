@@ -25,6 +25,8 @@ import yaml
 # the name is replaced by `0` in the templates' text, on both sides alike, before injecting.
 ESTIMATED_CONCURRENCY = ".EstimatedConcurrency"
 _TIMEOUT_SECONDS = 180
+# Settings of istiod's environment that the injection templates read through `env`.
+ISTIOD_SWITCHES = ("PILOT_ENABLE_INBOUND_PASSTHROUGH", "ENABLE_LEGACY_FSGROUP_INJECTION")
 
 
 class OracleError(Exception):
@@ -114,15 +116,16 @@ def inject(
 ) -> dict[str, dict[str, Any]]:
     """Run `istioctl kube-inject` over the multi-document `workloads`; the injected objects by metadata.name.
 
-    `env` is added to istioctl's environment: the templates read some istiod settings from it
-    (`PILOT_ENABLE_INBOUND_PASSTHROUGH`, `ENABLE_LEGACY_FSGROUP_INJECTION`).
+    `env` is added to istioctl's environment: the templates read istiod's ISTIOD_SWITCHES from it.
     """
     with tempfile.TemporaryDirectory(prefix="meshcharts-oracle-inject-") as scratch:
         files = {"config": injector.config, "values": injector.values, "mesh": injector.mesh, "workloads": workloads}
         for name, text in files.items():
             (Path(scratch) / name).write_text(text)
         # No cluster is wanted or asked: an unreadable kubeconfig makes any attempt fail fast instead of hang.
-        run_env = {**os.environ, "KUBECONFIG": str(Path(scratch) / "no-kubeconfig"), "HOME": scratch, **(env or {})}
+        # istiod's switches come only from `env`, never from whoever runs the tests.
+        inherited = {key: value for key, value in os.environ.items() if key not in ISTIOD_SWITCHES}
+        run_env = {**inherited, "KUBECONFIG": str(Path(scratch) / "no-kubeconfig"), "HOME": scratch, **(env or {})}
         out = _run(
             [
                 str(istioctl),
