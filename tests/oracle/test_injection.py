@@ -11,6 +11,7 @@ import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -36,6 +37,48 @@ def test_the_oracle_covers_at_least_40_workloads_under_4_variants_each_with_its_
         if path.parent.name not in {v.name for v in VARIANTS} or path.stem not in WORKLOADS
     )
     assert not stale, f"expectations for no variant or workload: {stale}"
+
+
+def _read_by_templates(pattern: str) -> set[str]:
+    found: set[str] = set()
+    for template in (CHART / "files").glob("*.yaml"):
+        found |= set(re.findall(pattern, template.read_text()))
+    return found
+
+
+def _keys_under(doc: Any, field: str) -> set[str]:
+    """Keys of every mapping named `field` anywhere in `doc` (a pod template's labels or annotations)."""
+    if isinstance(doc, dict):
+        keys = set(doc[field]) if isinstance(doc.get(field), dict) else set()
+        return keys.union(*(_keys_under(value, field) for value in doc.values()))
+    if isinstance(doc, list):
+        return set().union(*(_keys_under(item, field) for item in doc))
+    return set()
+
+
+def _paths(values: dict[str, Any], prefix: str = "") -> set[str]:
+    paths = set()
+    for key, value in values.items():
+        paths.add(prefix + key)
+        if isinstance(value, dict):
+            paths |= _paths(value, f"{prefix}{key}.")
+    return paths
+
+
+def test_workloads_and_variants_reach_every_annotation_label_and_value_the_templates_read() -> None:
+    """A template that starts reading something new needs a workload or variant that sets it."""
+    annotations = _read_by_templates(
+        r"(?:annotation \.ObjectMeta|index \.ObjectMeta\.Annotations|isset \.ObjectMeta\.Annotations) `([^`]+)`"
+    )
+    labels = _read_by_templates(r"index \.ObjectMeta\.Labels `([^`]+)`")
+    values = _read_by_templates(r"\.Values\.([A-Za-z_][\w.]*)")
+    assert annotations and labels and values
+    set_annotations = set().union(*(_keys_under(w, "annotations") for w in WORKLOADS.values()))
+    set_labels = set().union(*(_keys_under(w, "labels") for w in WORKLOADS.values()))
+    set_values = set().union(*(_paths(v.chart_values()) for v in VARIANTS))
+    assert sorted(annotations - set_annotations) == [], "annotations no workload sets"
+    assert sorted(labels - set_labels) == [], "labels no workload sets"
+    assert sorted(values - set_values) == [], "values no variant sets"
 
 
 @pytest.mark.parametrize(("variant", "workload"), CASES)
