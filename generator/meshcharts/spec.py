@@ -20,7 +20,8 @@ API_VERSION = "meshcharts/v1alpha1"
 CHART_NAMES = ("base", "istiod", "gateway")
 
 _SCALARS = ("string", "integer", "number", "boolean")
-_KEY_RE = re.compile(r"^[a-z][A-Za-z0-9]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+# camelCase, except names Istio 1.12 gave with underscores (istio_cni, global.proxy_init), which carry over.
+_KEY_RE = re.compile(r"^[a-z][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _CHANGE_KINDS = ("added", "changed", "deprecated", "removed", "fixed", "security")
 
 

@@ -200,6 +200,28 @@ OTHER_BUILDS: tuple[Build, ...] = (
         data=(DataFile("github.com/helm/chart-testing/v3", "etc/chart_schema.yaml"),),
     ),
     Build(
+        key="istioctl",
+        version="v0.0.0-20260827124520-eed52ebb66ad",
+        module="istioctl",
+        binaries=(
+            Binary(
+                "istioctl",
+                "istio.io/istio/istioctl/cmd/istioctl",
+                ("version", "--remote=false"),
+                "client version: 0.0.0-20260827124520-eed52ebb66ad",
+            ),
+        ),
+        # Istio stamps its version by ldflags (common/scripts/report_build_info.sh); unset, it says "unknown".
+        # Only the tests' oracle uses istioctl: `kube-inject` runs Istio's real injector offline.
+        ldflags=(
+            "-s",
+            "-w",
+            "-X istio.io/istio/pkg/version.buildVersion=0.0.0-20260827124520-eed52ebb66ad",
+            "-X istio.io/istio/pkg/version.buildGitRevision=eed52ebb66ad",
+            "-X istio.io/istio/pkg/version.buildStatus=Clean",
+        ),
+    ),
+    Build(
         key="actionlint",
         version="v1.7.12",
         module="actionlint",

@@ -50,6 +50,7 @@ def test_tool_names_are_unique_and_cover_the_toolchain() -> None:
         "kind",
         "ct",
         "actionlint",
+        "istioctl",
     }
 
 
@@ -102,6 +103,17 @@ def test_outside_linters_are_pinned_and_ct_carries_its_chart_schema() -> None:
     actionlint = tools.build_for("actionlint")
     assert actionlint.version == "v1.7.12"
     assert "-X github.com/rhysd/actionlint.version=v1.7.12" in actionlint.ldflags
+
+
+def test_istioctl_is_the_istio_module_the_proxy_serves_stamped_with_that_version() -> None:
+    build = tools.build_for("istioctl")
+    version = "v0.0.0-20260827124520-eed52ebb66ad"
+    assert (build.version, build.module) == (version, "istioctl")
+    assert f"-X istio.io/istio/pkg/version.buildVersion={version.removeprefix('v')}" in build.ldflags
+    assert build.binary("istioctl").version_args == ("version", "--remote=false")
+    go_mod = (MODULES / "istioctl" / "go.mod").read_text()
+    assert re.search(rf"^\s*istio\.io/istio {re.escape(version)}\b", go_mod, re.M)
+    assert "replace" not in go_mod
 
 
 def test_unknown_kubernetes_release_and_unknown_tool_are_refused_with_the_known_ones() -> None:
