@@ -120,3 +120,47 @@ def test_chart_carries_artifacthub_crd_metadata_with_examples() -> None:
     examples = yaml.safe_load(chart["annotations"]["artifacthub.io/crdsExamples"])
     assert {c["name"] for c in crds} == CRD_NAMES
     assert {e["kind"] for e in examples} == {c["kind"] for c in crds}
+
+
+def _remote(helm: Helm, **global_values: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    objects = render(helm, {"global": global_values})
+    return {(o["kind"], o["metadata"]["name"]): o for o in objects if o["kind"] in ("Service", "Endpoints")}
+
+
+def test_a_remote_pilot_address_gets_the_istiod_remote_service_and_endpoints_of_istio_1_12(helm: Helm) -> None:
+    """Istio 1.12's base chart: proxies of a remote cluster reach its control plane through istiod-remote."""
+    found = _remote(helm, remotePilotAddress="192.0.2.10")
+    assert set(found) == {("Service", "istiod-remote"), ("Endpoints", "istiod-remote")}
+    service, endpoints = found[("Service", "istiod-remote")], found[("Endpoints", "istiod-remote")]
+    assert service["metadata"]["namespace"] == "istio-system"
+    assert service["spec"] == {
+        "clusterIP": "None",
+        "ports": [{"name": "tcp-istiod", "port": 15012, "protocol": "TCP"}],
+    }
+    assert endpoints["subsets"] == [
+        {"addresses": [{"ip": "192.0.2.10"}], "ports": [{"name": "tcp-istiod", "port": 15012, "protocol": "TCP"}]}
+    ]
+
+
+def test_an_external_istiod_is_the_istiod_service_itself(helm: Helm) -> None:
+    by_ip = _remote(helm, remotePilotAddress="192.0.2.10", externalIstiod=True)
+    assert set(by_ip) == {("Service", "istiod"), ("Endpoints", "istiod")}
+    assert by_ip[("Service", "istiod")]["spec"]["clusterIP"] == "None"
+    by_name = _remote(helm, remotePilotAddress="istiod.example.com", externalIstiod=True)
+    assert set(by_name) == {("Service", "istiod")}
+    assert by_name[("Service", "istiod")]["spec"] == {
+        "type": "ExternalName",
+        "externalName": "istiod.example.com",
+        "ports": [{"name": "tcp-istiod", "port": 15012, "protocol": "TCP"}],
+    }
+
+
+def test_no_remote_pilot_address_renders_no_service(helm: Helm) -> None:
+    assert _remote(helm) == {}
+
+
+def test_a_hostname_without_external_istiod_is_refused_naming_both_keys(helm: Helm) -> None:
+    """Istio 1.12 rendered the hostname into an Endpoints IP, which the API server rejects at install."""
+    error = helm.template_error("base", {"global": {"remotePilotAddress": "istiod.example.com"}}, release="base")
+    assert 'global.remotePilotAddress="istiod.example.com" must be an IPv4 address' in error
+    assert "global.externalIstiod is false" in error

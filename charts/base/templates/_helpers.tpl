@@ -9,3 +9,14 @@ app.kubernetes.io/name: istio-base
 {{- define "base.defaultIstiod" -}}
 istiod{{ if and .Values.defaultRevision (ne .Values.defaultRevision "default") }}-{{ .Values.defaultRevision }}{{ end }}
 {{- end }}
+
+{{/* The Service through which this cluster's proxies reach a control plane at global.remotePilotAddress:
+     istiod-remote beside an istiod of this cluster, istiod itself when the control plane is external. */}}
+{{- define "base.remoteIstiodName" -}}
+{{ ternary "istiod" "istiod-remote" .Values.global.externalIstiod }}
+{{- end }}
+
+{{/* "true" when global.remotePilotAddress is an IPv4 address (an Endpoints can hold it), else "". */}}
+{{- define "base.remotePilotIsIP" -}}
+{{ if regexMatch "^[0-9]*[.][0-9]*[.][0-9]*[.][0-9]*$" .Values.global.remotePilotAddress }}true{{ end }}
+{{- end }}
