@@ -43,7 +43,7 @@ from pathlib import Path  # noqa: E402
 from meshcharts.errors import HelmError  # noqa: E402
 from meshcharts.helm import Helm  # noqa: E402
 from meshcharts.testing import waits  # noqa: E402
-from meshcharts.testing.admission import AdmissionRecorder, patch_ca_bundle  # noqa: E402
+from meshcharts.testing.admission import AdmissionRecorder, adopt_stale_webhooks, patch_ca_bundle  # noqa: E402
 from meshcharts.testing.plugin import Kube  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,9 +53,14 @@ ISTIO_NS = "istio-system"
 
 
 @pytest.fixture(scope="session")
-def recorder() -> Iterator[AdmissionRecorder]:
-    """Stands in for istiod's webhook server: the charts' webhooks point at it through their URL values."""
+def recorder(kube: Kube) -> Iterator[AdmissionRecorder]:
+    """Stands in for istiod's webhook server: the charts' webhooks point at it through their URL values.
+
+    On a kept cluster, webhooks of the earlier run's recorder are re-pointed at this one first: the
+    shared releases' upgrade would otherwise be refused by their own stale validator.
+    """
     with AdmissionRecorder() as rec:
+        adopt_stale_webhooks(kube.api_client, rec)
         yield rec
 
 

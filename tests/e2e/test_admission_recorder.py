@@ -12,7 +12,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from meshcharts import cluster
-from meshcharts.testing.admission import AdmissionRecorder, RecorderError, patch_ca_bundle, where
+from meshcharts.testing.admission import AdmissionRecorder, RecorderError, adopt_stale_webhooks, patch_ca_bundle, where
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -248,5 +248,59 @@ def test_patch_ca_bundle_of_a_configuration_that_does_not_call_the_recorder_says
     try:
         with pytest.raises(RecorderError, match=r"reaches the admission recorder.*service istio-system/istiod"):
             patch_ca_bundle(kube_api, "ValidatingWebhookConfiguration", name, recorder)
+    finally:
+        admission.delete_validating_webhook_configuration(name)
+
+
+def test_webhooks_of_an_earlier_recorder_are_re_pointed_at_this_one_and_others_left_alone(
+    kube_api: client.ApiClient, recorder: AdmissionRecorder
+) -> None:
+    """A kept cluster's earlier test run left webhooks on a dead port with a stale CA; nothing else is touched."""
+    admission = client.AdmissionregistrationV1Api(kube_api)
+    name = _unique("stale")
+
+    def hook(
+        webhook: str, client_config: client.AdmissionregistrationV1WebhookClientConfig
+    ) -> client.V1ValidatingWebhook:
+        return client.V1ValidatingWebhook(
+            name=webhook,
+            client_config=client_config,
+            rules=[
+                client.V1RuleWithOperations(
+                    api_groups=["example.test"], api_versions=["v1"], operations=["CREATE"], resources=["nothing"]
+                )
+            ],
+            side_effects="None",
+            admission_review_versions=["v1"],
+        )
+
+    stale_url = "https://127.0.0.1:1/validate/base"
+    admission.create_validating_webhook_configuration(
+        client.V1ValidatingWebhookConfiguration(
+            metadata=client.V1ObjectMeta(name=name),
+            webhooks=[
+                hook(
+                    "stale.meshcharts.test",
+                    client.AdmissionregistrationV1WebhookClientConfig(url=stale_url, ca_bundle="c3RhbGU="),
+                ),
+                hook(
+                    "service.meshcharts.test",
+                    client.AdmissionregistrationV1WebhookClientConfig(
+                        service=client.AdmissionregistrationV1ServiceReference(namespace="istio-system", name="istiod")
+                    ),
+                ),
+            ],
+        )
+    )
+    try:
+        adopted = adopt_stale_webhooks(kube_api, recorder)
+        assert f"ValidatingWebhookConfiguration/{name}/stale.meshcharts.test" in adopted
+        assert not [a for a in adopted if a.endswith("/service.meshcharts.test")]
+        stale, service = admission.read_validating_webhook_configuration(name).webhooks
+        assert stale.client_config.url == recorder.url("/validate/base")
+        assert stale.client_config.ca_bundle == recorder.ca_bundle
+        assert service.client_config.url is None and service.client_config.ca_bundle is None
+        again = adopt_stale_webhooks(kube_api, recorder)
+        assert not [a for a in again if f"/{name}/" in a]  # already this recorder's: left alone
     finally:
         admission.delete_validating_webhook_configuration(name)

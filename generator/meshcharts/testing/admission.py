@@ -13,6 +13,7 @@ import base64
 import datetime
 import ipaddress
 import json
+import socket
 import ssl
 import tempfile
 import threading
@@ -569,6 +570,74 @@ def patch_ca_bundle(api: ApiClient, kind: str, name: str, recorder: AdmissionRec
     except ApiException as err:
         raise RecorderError(f"cannot patch caBundle of {kind} {name}: {err.status} {err.reason}: {err.body}") from err
     return patched
+
+
+def adopt_stale_webhooks(api: ApiClient, recorder: AdmissionRecorder) -> list[str]:
+    """Re-point webhooks left by an earlier recorder (a kept cluster's earlier test run) at this one.
+
+    A webhook whose URL is `https://127.0.0.1:PORT/...` on a port where nothing listens calls a recorder that is gone,
+    with that recorder's CA in its caBundle: every object it selects would be refused, including the
+    objects of the `helm upgrade` meant to repair it. Its URL moves to this recorder (same path) and its
+    caBundle to this recorder's CA, each guarded by a JSON patch `test` of the old URL. Returns
+    `KIND/NAME/WEBHOOK` of each webhook re-pointed.
+    """
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    admission = client.AdmissionregistrationV1Api(api)
+    prefix = f"https://{recorder._host}:"
+    adopted: list[str] = []
+    lists: tuple[tuple[str, Any, Any], ...] = (
+        (
+            "MutatingWebhookConfiguration",
+            admission.list_mutating_webhook_configuration,
+            admission.patch_mutating_webhook_configuration,
+        ),
+        (
+            "ValidatingWebhookConfiguration",
+            admission.list_validating_webhook_configuration,
+            admission.patch_validating_webhook_configuration,
+        ),
+    )
+    for kind, list_them, patch in lists:
+        try:
+            configurations: list[Any] = list_them().items
+        except ApiException as err:
+            raise RecorderError(f"cannot list {kind}s: {err.status} {err.reason}") from err
+        for configuration in configurations:
+            ops: list[dict[str, Any]] = []
+            for index, webhook in enumerate(configuration.webhooks or []):
+                url = webhook.client_config.url
+                if url is None or not url.startswith(prefix) or _points_at(url, recorder):
+                    continue
+                rest = url[len(prefix) :]
+                port = rest.split("/", 1)[0]
+                if not port.isdigit() or _listening(recorder._host, int(port)):
+                    continue  # another live server (another run's recorder): not ours to take
+                path = rest[rest.index("/") :] if "/" in rest else ""
+                ops += [
+                    {"op": "test", "path": f"/webhooks/{index}/clientConfig/url", "value": url},
+                    {"op": "replace", "path": f"/webhooks/{index}/clientConfig/url", "value": recorder.base_url + path},
+                    {"op": "add", "path": f"/webhooks/{index}/clientConfig/caBundle", "value": recorder.ca_bundle},
+                ]
+                adopted.append(f"{kind}/{configuration.metadata.name}/{webhook.name}")
+            if ops:
+                try:
+                    patch(configuration.metadata.name, ops)
+                except ApiException as err:
+                    raise RecorderError(
+                        f"cannot re-point {kind} {configuration.metadata.name}: {err.status} {err.reason}: {err.body}"
+                    ) from err
+    return adopted
+
+
+def _listening(host: str, port: int) -> bool:
+    """True when something accepts connections on loopback `host`:`port`."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def _points_at(url: str, recorder: AdmissionRecorder) -> bool:
