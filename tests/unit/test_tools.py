@@ -50,6 +50,7 @@ def test_tool_names_are_unique_and_cover_the_toolchain() -> None:
         "kind",
         "ct",
         "actionlint",
+        "cosign",
     }
 
 
@@ -102,6 +103,9 @@ def test_outside_linters_are_pinned_and_ct_carries_its_chart_schema() -> None:
     actionlint = tools.build_for("actionlint")
     assert actionlint.version == "v1.7.12"
     assert "-X github.com/rhysd/actionlint.version=v1.7.12" in actionlint.ldflags
+    cosign = tools.build_for("cosign")
+    assert cosign.version == "v2.6.5"
+    assert "-X sigs.k8s.io/release-utils/version.gitVersion=v2.6.5" in cosign.ldflags
 
 
 def test_unknown_kubernetes_release_and_unknown_tool_are_refused_with_the_known_ones() -> None:
