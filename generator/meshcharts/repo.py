@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import http
 import http.server
 import os
 import subprocess
 import threading
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -146,17 +149,72 @@ def release(
     return report
 
 
+class _ServedFiles:
+    """The request paths `serve` answers: the top-level files and each archive index.yaml names, with its .prov.
+
+    Re-read when index.yaml changes on disk, so a release made while serving is served at once.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._paths: frozenset[str] = frozenset()
+
+    def paths(self) -> frozenset[str]:
+        index = self.root / "index.yaml"
+        try:
+            stat = index.stat()
+        except OSError:
+            return frozenset(SERVED_TOP_LEVEL)
+        with self._lock:
+            if self._stamp != (stat.st_mtime_ns, stat.st_size):
+                try:
+                    entries = index_mod.load(index)["entries"]
+                except RepoError:
+                    return frozenset(SERVED_TOP_LEVEL)  # Helm reports the bad index; no archive is served
+                named = {
+                    url
+                    for versions in entries.values()
+                    for entry in versions
+                    for url in entry["urls"]
+                    if "://" not in url
+                }
+                self._paths = frozenset({*SERVED_TOP_LEVEL, *named, *(f"{url}.prov" for url in named)})
+                self._stamp = (stat.st_mtime_ns, stat.st_size)
+            return self._paths
+
+    def resolve(self, request_path: str) -> Path | None:
+        """The file to send for a request path, or None: not named, or not a regular file inside the root."""
+        clean = urllib.parse.unquote(request_path.split("?", 1)[0].split("#", 1)[0]).lstrip("/")
+        if clean not in self.paths():
+            return None
+        real = (self.root / clean).resolve()
+        if not real.is_relative_to(self.root) or not real.is_file():
+            return None
+        return real
+
+
 class _RepoHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves only the repository's files: index.yaml, packages/, the key and ArtifactHub metadata."""
+    """Serves only the repository's files: index.yaml, the archives it names, the key and ArtifactHub metadata.
+
+    Anything else (a traversal, plain or percent-encoded, a symlink leading out of the repository, a file
+    the index does not name, a directory) is 404, with no path in the answer.
+    """
+
+    def __init__(self, *args: Any, served: _ServedFiles, **kwargs: Any) -> None:
+        self.served = served
+        super().__init__(*args, directory=str(served.root), **kwargs)
+
+    def send_head(self) -> Any:
+        if self.served.resolve(self.path) is None:
+            self.send_error(http.HTTPStatus.NOT_FOUND, "Not a file of this chart repository")
+            return None
+        return super().send_head()
 
     def translate_path(self, path: str) -> str:
-        clean = path.split("?", 1)[0].split("#", 1)[0].lstrip("/")
-        allowed = clean in SERVED_TOP_LEVEL or (
-            clean.startswith("packages/") and "/" not in clean[len("packages/") :] and ".." not in clean
-        )
-        if not allowed:
-            return str(Path(str(self.directory)) / ".meshcharts-not-served")
-        return str(Path(str(self.directory)) / clean)
+        target = self.served.resolve(path)
+        return "" if target is None else str(target)
 
     def log_message(self, format: str, *args: object) -> None:
         if os.environ.get("MESHCHARTS_SERVE_LOG"):
@@ -182,7 +240,7 @@ class Server:
 
 def serve(root: Path, *, host: str = "127.0.0.1", port: int = 8879, background: bool = False) -> Server:
     """An HTTP server for `helm repo add`; loopback by default. Background servers run in a thread."""
-    handler = functools.partial(_RepoHandler, directory=str(root))
+    handler = functools.partial(_RepoHandler, served=_ServedFiles(root))
     try:
         httpd = http.server.ThreadingHTTPServer((host, port), handler)
     except OSError as err:
