@@ -55,6 +55,11 @@ class Helm:
 
     def run(self, args: Sequence[str], *, timeout: float | None = None) -> str:
         """Run `helm ARGS`; return stdout, or raise HelmError with argv, exit code and stderr."""
+        return self.run_both(args, timeout=timeout)[0]
+
+    def run_both(self, args: Sequence[str], *, timeout: float | None = None) -> tuple[str, str]:
+        """`run`, returning stdout and stderr: what a command reports may go to either (`helm push`'s
+        digest is on stderr in Helm 3, on stdout in Helm 4)."""
         argv = [str(self.binary), *args]
         limit = self.timeout if timeout is None else timeout
         try:
@@ -68,7 +73,7 @@ class Helm:
             raise HelmError(argv, -1, str(err)) from err
         if done.returncode != 0:
             raise HelmError(argv, done.returncode, done.stderr, done.stdout)
-        return done.stdout
+        return done.stdout, done.stderr
 
     def version(self) -> str:
         """The semantic version the binary reports, e.g. `v4.3.1`."""

@@ -25,7 +25,8 @@ from meshcharts import index as index_mod
 from meshcharts import package as package_mod
 from meshcharts import write
 from meshcharts._files import atomic_write
-from meshcharts.errors import RepoError
+from meshcharts.cosign import Cosign, pushed_digest
+from meshcharts.errors import RepoError, SignatureError
 from meshcharts.helm import Helm
 from meshcharts.paths import Layout
 
@@ -252,16 +253,86 @@ def serve(root: Path, *, host: str = "127.0.0.1", port: int = 8879, background: 
     return server
 
 
-def push(layout: Layout, ref: str, helm: Helm, *, plain_http: bool = False) -> list[str]:
-    """`helm push` every indexed archive to `oci://HOST/PATH`; Helm uploads the .prov beside it too."""
+@dataclass(frozen=True)
+class Signing:
+    """How `push` signs each chart with cosign: a key (offline), keyless (CI's OIDC token), or not at all."""
+
+    key: str | None = None
+    keyless: bool = False
+
+    def describe(self) -> str:
+        return "signed with cosign key" if self.key else "signed keyless" if self.keyless else "not signed"
+
+
+def _oci_tag(version: object) -> str:
+    return str(version).replace("+", "_")
+
+
+def push(
+    layout: Layout,
+    ref: str,
+    helm: Helm,
+    *,
+    signing: Signing,
+    plain_http: bool = False,
+    cosign: Cosign | None = None,
+) -> list[str]:
+    """`helm push` every indexed archive to `oci://HOST/PATH` (Helm uploads the .prov beside it too), then
+    sign the manifest it pushed by digest, so a signature never follows a tag that moved."""
     if not ref.startswith("oci://"):
         raise RepoError(f"{ref!r} is not an OCI reference; write oci://HOST/PATH")
+    if signing.key or signing.keyless:
+        cosign = cosign or Cosign()
     data = index_mod.load(layout.index)
     pushed = []
     for name, versions in sorted(data["entries"].items()):
         for entry in versions:
             archive = layout.root / entry["urls"][0]
             args = ["push", str(archive), ref, *(["--plain-http"] if plain_http else [])]
-            helm.run(args)
-            pushed.append(f"{name} {entry['version']} -> {ref}/{name}:{str(entry['version']).replace('+', '_')}")
+            out, err = helm.run_both(args)
+            digest = pushed_digest(out + "\n" + err)
+            if cosign is not None:
+                cosign.sign(f"{ref[len('oci://') :]}/{name}@{digest}", key=signing.key, plain_http=plain_http)
+            tag = _oci_tag(entry["version"])
+            pushed.append(f"{name} {entry['version']} -> {ref}/{name}:{tag} ({digest}, {signing.describe()})")
     return pushed
+
+
+def verify_oci(
+    layout: Layout, ref: str, *, key: str, plain_http: bool = False, cosign: Cosign | None = None
+) -> list[str]:
+    """Check the cosign signature of `oci://HOST/PATH/CHART:TAG`, or of every version index.yaml lists under
+    `oci://HOST/PATH`. Each tag is resolved to its digest first and the digest is verified, so a report
+    names exactly what was checked; every failure is reported, then RepoError."""
+    if not ref.startswith("oci://"):
+        raise RepoError(f"{ref!r} is not an OCI reference; write oci://HOST/PATH or oci://HOST/PATH/CHART:VERSION")
+    base = ref[len("oci://") :].rstrip("/")
+    if ":" in base.rsplit("/", 1)[-1]:
+        images = [base]
+    else:
+        data = index_mod.load(layout.index)
+        images = [
+            f"{base}/{name}:{_oci_tag(entry['version'])}"
+            for name, versions in sorted(data["entries"].items())
+            for entry in versions
+        ]
+    cosign = cosign or Cosign()
+    verified, failures = [], []
+    for image in images:
+        try:
+            digest = cosign.digest(image, plain_http=plain_http)
+        except RepoError as err:
+            failures.append(f"oci://{image}: cannot resolve its digest: {err}")
+            continue
+        pinned = f"{image.rsplit(':', 1)[0]}@{digest}"
+        reason = cosign.verify(pinned, key=key, plain_http=plain_http)
+        if reason is None:
+            verified.append(f"oci://{image} {digest}")
+        else:
+            failures.append(f"oci://{image} resolves to {digest}, which carries no valid signature by {key}: {reason}")
+    if failures:
+        raise SignatureError(
+            f"{len(failures)} of {len(images)} chart(s) failed cosign verification:\n"
+            + "\n".join(f"  {f}" for f in failures)
+        )
+    return verified
