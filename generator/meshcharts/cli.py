@@ -253,6 +253,25 @@ def _cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from meshcharts import scan
+    from meshcharts.errors import LintError
+    from meshcharts.helm import Helm
+    from meshcharts.paths import find_root
+    from meshcharts.spec import CHART_NAMES
+
+    charts = [args.chart] if args.chart else list(CHART_NAMES)
+    report = scan.scan(find_root(), Helm(major=args.helm), charts=charts)
+    for finding, suppression in report.suppressed if args.show_suppressed else []:
+        _say(f"suppressed {finding} ({suppression.reason})")
+    _say(report.summary())
+    if report.unchecked_note():
+        _say(report.unchecked_note())
+    if report.findings or report.unused:
+        raise LintError([*(f.problem() for f in report.findings), *report.unused])
+    return 0
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     from meshcharts import repo
     from meshcharts.paths import find_root
@@ -339,6 +358,11 @@ def _add_repo_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     push.add_argument("--keyless", action="store_true", help="sign keyless with CI's OIDC token (Fulcio, Rekor)")
     push.add_argument("--unsigned", action="store_true", help="push without a cosign signature")
     push.set_defaults(handler=_cmd_push)
+    scn = sub.add_parser("scan", help="checkov over every render of the charts (default values and ci/values)")
+    scn.add_argument("--chart", choices=("base", "istiod", "gateway"), help="only this chart")
+    scn.add_argument("--show-suppressed", action="store_true", help="also list the suppressed findings")
+    scn.add_argument("--helm", type=int, choices=(4, 3), default=4, help="Helm major version (default 4)")
+    scn.set_defaults(handler=_cmd_scan)
     ver = sub.add_parser("verify", help="check the cosign signature of charts in an OCI registry")
     ver.add_argument("ref", help="oci://HOST/PATH (every version index.yaml lists) or oci://HOST/PATH/CHART:VERSION")
     ver.add_argument("--key", required=True, help="the cosign public key (cosign.pub) the charts were signed with")
