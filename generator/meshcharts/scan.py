@@ -172,7 +172,8 @@ def _checkov_results(checkov: Path, directory: Path) -> list[dict[str, Any]]:
         "--skip-download",
         "--compact",
     ]
-    env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
+    # No downloads: no policy mappings from the vendor's platform, no PyPI query for a newer checkov.
+    env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"}
     done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False, stdin=subprocess.DEVNULL)
     if done.returncode not in (0, 1):
         raise ToolError(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr.strip()}")
@@ -225,13 +226,12 @@ def scan(
         for result in results:
             report.passed += int(result.get("summary", {}).get("passed", 0))
             for failed in result.get("results", {}).get("failed_checks", []):
+                file = Path(str(failed.get("file_path", ""))).name
                 finding = Finding(
                     check_id=str(failed["check_id"]),
                     check_name=str(failed.get("check_name", "")),
                     resource=str(failed.get("resource", "")),
-                    render=names.get(Path(str(failed.get("file_path", ""))).name, (str(failed.get("file_path")), ""))[
-                        0
-                    ],
+                    render=names[file][0] if file in names else file,
                 )
                 match = next((s for s in suppressions if s.covers(finding)), None)
                 if match is None:
