@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from meshcharts.errors import MeshchartsError
+from meshcharts.errors import MeshchartsError, UsageError
 
 if TYPE_CHECKING:
     from meshcharts.tools import Progress
@@ -250,10 +250,47 @@ def _cmd_push(args: argparse.Namespace) -> int:
     from meshcharts.helm import Helm
     from meshcharts.paths import find_root
 
+    key = args.cosign_key or os.environ.get("MESHCHARTS_COSIGN_KEY") or None
+    if not (key or args.keyless or args.unsigned):
+        raise UsageError(
+            "push signs every chart with cosign: pass --cosign-key KEY (or set MESHCHARTS_COSIGN_KEY; "
+            "COSIGN_PASSWORD unlocks it), --keyless in CI with an OIDC token, or --unsigned to push unsigned"
+        )
+    if sum((bool(key), args.keyless, args.unsigned)) > 1:
+        raise UsageError("choose one of --cosign-key (or MESHCHARTS_COSIGN_KEY), --keyless and --unsigned")
     layout = find_root()
-    pushed = repo.push(layout, args.ref, Helm(major=args.helm), plain_http=args.plain_http)
+    signing = repo.Signing(key=key, keyless=args.keyless)
+    pushed = repo.push(layout, args.ref, Helm(major=args.helm), signing=signing, plain_http=args.plain_http)
     for line in pushed:
         _say(f"pushed {line}")
+    return 0
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from meshcharts import scan
+    from meshcharts.errors import LintError
+    from meshcharts.helm import Helm
+    from meshcharts.paths import find_root
+    from meshcharts.spec import CHART_NAMES
+
+    charts = [args.chart] if args.chart else list(CHART_NAMES)
+    report = scan.scan(find_root(), Helm(major=args.helm), charts=charts)
+    for finding, suppression in report.suppressed if args.show_suppressed else []:
+        _say(f"suppressed {finding} ({suppression.reason})")
+    _say(report.summary())
+    if report.unchecked_note():
+        _say(report.unchecked_note())
+    if report.findings or report.unused:
+        raise LintError([*(f.problem() for f in report.findings), *report.unused])
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from meshcharts import repo
+    from meshcharts.paths import find_root
+
+    for line in repo.verify_oci(find_root(), args.ref, key=args.key, plain_http=args.plain_http):
+        _say(f"verified {line}")
     return 0
 
 
@@ -329,7 +366,22 @@ def _add_repo_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     push.add_argument("ref", help="oci://HOST/PATH")
     push.add_argument("--plain-http", action="store_true", help="talk HTTP to the registry (loopback tests)")
     push.add_argument("--helm", type=int, choices=(4, 3), default=4, help="Helm major version (default 4)")
+    push.add_argument(
+        "--cosign-key", help="cosign private key to sign each pushed chart with (default: $MESHCHARTS_COSIGN_KEY)"
+    )
+    push.add_argument("--keyless", action="store_true", help="sign keyless with CI's OIDC token (Fulcio, Rekor)")
+    push.add_argument("--unsigned", action="store_true", help="push without a cosign signature")
     push.set_defaults(handler=_cmd_push)
+    scn = sub.add_parser("scan", help="checkov over every render of the charts (default values and ci/values)")
+    scn.add_argument("--chart", choices=("base", "istiod", "gateway"), help="only this chart")
+    scn.add_argument("--show-suppressed", action="store_true", help="also list the suppressed findings")
+    scn.add_argument("--helm", type=int, choices=(4, 3), default=4, help="Helm major version (default 4)")
+    scn.set_defaults(handler=_cmd_scan)
+    ver = sub.add_parser("verify", help="check the cosign signature of charts in an OCI registry")
+    ver.add_argument("ref", help="oci://HOST/PATH (every version index.yaml lists) or oci://HOST/PATH/CHART:VERSION")
+    ver.add_argument("--key", required=True, help="the cosign public key (cosign.pub) the charts were signed with")
+    ver.add_argument("--plain-http", action="store_true", help="talk HTTP to the registry (loopback tests)")
+    ver.set_defaults(handler=_cmd_verify)
     dem = sub.add_parser(
         "demo",
         help="check the committed release, serve it on loopback and install base, istiod and gateway from it",

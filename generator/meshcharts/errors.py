@@ -63,6 +63,12 @@ class RepoError(MeshchartsError):
     """The chart repository (archives, provenance, index) is inconsistent or a change was refused."""
 
 
+class SignatureError(RepoError):
+    """A chart in a registry does not carry a valid signature: a finding (exit 1), like a lint finding."""
+
+    exit_code = 1
+
+
 class LintError(MeshchartsError):
     """Static checks found problems; exit code 1 like a drift."""
 

@@ -75,6 +75,14 @@ class Helm:
             raise HelmError(done.args, done.returncode, done.stderr, done.stdout)
         return done.stdout
 
+    def run_both(self, args: Sequence[str], *, timeout: float | None = None) -> tuple[str, str]:
+        """`run`, returning stdout and stderr: what a command reports may go to either (`helm push`'s
+        digest is on stderr in Helm 3, on stdout in Helm 4)."""
+        done = self.call(args, timeout=timeout)
+        if done.returncode != 0:
+            raise HelmError(done.args, done.returncode, done.stderr, done.stdout)
+        return done.stdout, done.stderr
+
     def version(self) -> str:
         """The semantic version the binary reports, e.g. `v4.3.1`."""
         return self.run(["version", "--template", "{{.Version}}"]).strip()

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from meshcharts import index, package, render, spec, write
+from meshcharts import artifacthub, index, package, render, spec, write
 from meshcharts.errors import HelmError, Problem, RepoError
 from meshcharts.helm import Helm
 from meshcharts.paths import Layout
@@ -520,6 +520,7 @@ def run(layout: Layout, *, charts: Sequence[str] = spec.CHART_NAMES, helm: Helm 
     """Every check for `charts`; SpecError, RepoError and a helm that does not run are raised, not findings."""
     model = spec.load(layout)
     findings = check_tree(layout, model, charts)
+    findings.extend(artifacthub.check_repository_file(layout.root / "artifacthub-repo.yml"))
     helm = helm or Helm(major=4)
     compared: list[str] = []
     notes: list[str] = []

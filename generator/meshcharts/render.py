@@ -6,6 +6,7 @@ No I/O happens here; write.py is the only place that touches charts/.
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import textwrap
 from collections.abc import Iterable, Mapping
@@ -13,7 +14,7 @@ from typing import Any
 
 import jinja2
 
-from meshcharts import _yaml
+from meshcharts import _yaml, artifacthub
 from meshcharts.errors import Problem, SpecError
 from meshcharts.spec import ChartSpec, Model, TypeSpec, Value
 
@@ -261,6 +262,32 @@ def chart_metadata(model: Model, chart: ChartSpec) -> dict[str, Any]:
     return meta
 
 
+def _annotation_source(chart: ChartSpec) -> artifacthub.Locate:
+    """Point an ArtifactHub annotation problem at the spec entry it is generated from, not at charts/."""
+    suite = posixpath.join(posixpath.dirname(chart.source), "suite.yaml")
+    sources = {
+        "category": "generator/meshcharts/render.py:ARTIFACTHUB_CATEGORY",
+        "changes": f"{chart.source}:chart.changes",
+        "crds": "generator/specs/crds",
+        "crdsExamples": "generator/specs/crds",
+        "images": f"{chart.source}:chart.images",  # the reference in the message shows suite.yaml's hub too
+        "license": f"{suite}:license",
+        "links": f"{suite}:repository.home",
+        "prerelease": f"{suite}:version",
+        "signKey": f"{suite}:signKey",
+    }
+
+    def locate(key: str, at: str) -> str:
+        return sources.get(key, f"charts/{chart.name}/Chart.yaml:annotations.{artifacthub.PREFIX}{key}") + at
+
+    return locate
+
+
+def check_chart_annotations(model: Model, chart: ChartSpec) -> list[Problem]:
+    """ArtifactHub's rules (as `ah lint` applies them) on the annotations this chart's Chart.yaml gets."""
+    return artifacthub.check_annotations(chart_metadata(model, chart)["annotations"], _annotation_source(chart))
+
+
 def render_chart_yaml(model: Model, chart: ChartSpec) -> str:
     return f"# {GENERATED}\n" + _yaml.dump(chart_metadata(model, chart))
 
@@ -401,6 +428,7 @@ def render_tree(model: Model) -> tuple[dict[str, str], list[Problem]]:
     failures: list[Problem] = []
     problems: list[Problem] = []
     for chart in model.charts:
+        failures.extend(check_chart_annotations(model, chart))
         try:
             chart_files = render_chart(model, chart)
         except TemplateFailure as failure:

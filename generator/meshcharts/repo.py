@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import http
 import http.server
 import os
 import subprocess
 import threading
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -22,7 +25,8 @@ from meshcharts import index as index_mod
 from meshcharts import package as package_mod
 from meshcharts import write
 from meshcharts._files import atomic_write
-from meshcharts.errors import RepoError
+from meshcharts.cosign import Cosign, pushed_digest
+from meshcharts.errors import RepoError, SignatureError
 from meshcharts.helm import Helm
 from meshcharts.paths import Layout
 
@@ -146,17 +150,72 @@ def release(
     return report
 
 
+class _ServedFiles:
+    """The request paths `serve` answers: the top-level files and each archive index.yaml names, with its .prov.
+
+    Re-read when index.yaml changes on disk, so a release made while serving is served at once.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._paths: frozenset[str] = frozenset()
+
+    def paths(self) -> frozenset[str]:
+        index = self.root / "index.yaml"
+        try:
+            stat = index.stat()
+        except OSError:
+            return frozenset(SERVED_TOP_LEVEL)
+        with self._lock:
+            if self._stamp != (stat.st_mtime_ns, stat.st_size):
+                try:
+                    entries = index_mod.load(index)["entries"]
+                except RepoError:
+                    return frozenset(SERVED_TOP_LEVEL)  # Helm reports the bad index; no archive is served
+                named = {
+                    url
+                    for versions in entries.values()
+                    for entry in versions
+                    for url in entry["urls"]
+                    if "://" not in url
+                }
+                self._paths = frozenset({*SERVED_TOP_LEVEL, *named, *(f"{url}.prov" for url in named)})
+                self._stamp = (stat.st_mtime_ns, stat.st_size)
+            return self._paths
+
+    def resolve(self, request_path: str) -> Path | None:
+        """The file to send for a request path, or None: not named, or not a regular file inside the root."""
+        clean = urllib.parse.unquote(request_path.split("?", 1)[0].split("#", 1)[0]).lstrip("/")
+        if clean not in self.paths():
+            return None
+        real = (self.root / clean).resolve()
+        if not real.is_relative_to(self.root) or not real.is_file():
+            return None
+        return real
+
+
 class _RepoHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves only the repository's files: index.yaml, packages/, the key and ArtifactHub metadata."""
+    """Serves only the repository's files: index.yaml, the archives it names, the key and ArtifactHub metadata.
+
+    Anything else (a traversal, plain or percent-encoded, a symlink leading out of the repository, a file
+    the index does not name, a directory) is 404, with no path in the answer.
+    """
+
+    def __init__(self, *args: Any, served: _ServedFiles, **kwargs: Any) -> None:
+        self.served = served
+        super().__init__(*args, directory=str(served.root), **kwargs)
+
+    def send_head(self) -> Any:
+        if self.served.resolve(self.path) is None:
+            self.send_error(http.HTTPStatus.NOT_FOUND, "Not a file of this chart repository")
+            return None
+        return super().send_head()
 
     def translate_path(self, path: str) -> str:
-        clean = path.split("?", 1)[0].split("#", 1)[0].lstrip("/")
-        allowed = clean in SERVED_TOP_LEVEL or (
-            clean.startswith("packages/") and "/" not in clean[len("packages/") :] and ".." not in clean
-        )
-        if not allowed:
-            return str(Path(str(self.directory)) / ".meshcharts-not-served")
-        return str(Path(str(self.directory)) / clean)
+        target = self.served.resolve(path)
+        return "" if target is None else str(target)
 
     def log_message(self, format: str, *args: object) -> None:
         if os.environ.get("MESHCHARTS_SERVE_LOG"):
@@ -182,7 +241,7 @@ class Server:
 
 def serve(root: Path, *, host: str = "127.0.0.1", port: int = 8879, background: bool = False) -> Server:
     """An HTTP server for `helm repo add`; loopback by default. Background servers run in a thread."""
-    handler = functools.partial(_RepoHandler, directory=str(root))
+    handler = functools.partial(_RepoHandler, served=_ServedFiles(root))
     try:
         httpd = http.server.ThreadingHTTPServer((host, port), handler)
     except OSError as err:
@@ -194,16 +253,86 @@ def serve(root: Path, *, host: str = "127.0.0.1", port: int = 8879, background: 
     return server
 
 
-def push(layout: Layout, ref: str, helm: Helm, *, plain_http: bool = False) -> list[str]:
-    """`helm push` every indexed archive to `oci://HOST/PATH`; Helm uploads the .prov beside it too."""
+@dataclass(frozen=True)
+class Signing:
+    """How `push` signs each chart with cosign: a key (offline), keyless (CI's OIDC token), or not at all."""
+
+    key: str | None = None
+    keyless: bool = False
+
+    def describe(self) -> str:
+        return "signed with cosign key" if self.key else "signed keyless" if self.keyless else "not signed"
+
+
+def _oci_tag(version: object) -> str:
+    return str(version).replace("+", "_")
+
+
+def push(
+    layout: Layout,
+    ref: str,
+    helm: Helm,
+    *,
+    signing: Signing,
+    plain_http: bool = False,
+    cosign: Cosign | None = None,
+) -> list[str]:
+    """`helm push` every indexed archive to `oci://HOST/PATH` (Helm uploads the .prov beside it too), then
+    sign the manifest it pushed by digest, so a signature never follows a tag that moved."""
     if not ref.startswith("oci://"):
         raise RepoError(f"{ref!r} is not an OCI reference; write oci://HOST/PATH")
+    if signing.key or signing.keyless:
+        cosign = cosign or Cosign()
     data = index_mod.load(layout.index)
     pushed = []
     for name, versions in sorted(data["entries"].items()):
         for entry in versions:
             archive = layout.root / entry["urls"][0]
             args = ["push", str(archive), ref, *(["--plain-http"] if plain_http else [])]
-            helm.run(args)
-            pushed.append(f"{name} {entry['version']} -> {ref}/{name}:{str(entry['version']).replace('+', '_')}")
+            out, err = helm.run_both(args)
+            digest = pushed_digest(out + "\n" + err)
+            if cosign is not None:
+                cosign.sign(f"{ref[len('oci://') :]}/{name}@{digest}", key=signing.key, plain_http=plain_http)
+            tag = _oci_tag(entry["version"])
+            pushed.append(f"{name} {entry['version']} -> {ref}/{name}:{tag} ({digest}, {signing.describe()})")
     return pushed
+
+
+def verify_oci(
+    layout: Layout, ref: str, *, key: str, plain_http: bool = False, cosign: Cosign | None = None
+) -> list[str]:
+    """Check the cosign signature of `oci://HOST/PATH/CHART:TAG`, or of every version index.yaml lists under
+    `oci://HOST/PATH`. Each tag is resolved to its digest first and the digest is verified, so a report
+    names exactly what was checked; every failure is reported, then RepoError."""
+    if not ref.startswith("oci://"):
+        raise RepoError(f"{ref!r} is not an OCI reference; write oci://HOST/PATH or oci://HOST/PATH/CHART:VERSION")
+    base = ref[len("oci://") :].rstrip("/")
+    if ":" in base.rsplit("/", 1)[-1]:
+        images = [base]
+    else:
+        data = index_mod.load(layout.index)
+        images = [
+            f"{base}/{name}:{_oci_tag(entry['version'])}"
+            for name, versions in sorted(data["entries"].items())
+            for entry in versions
+        ]
+    cosign = cosign or Cosign()
+    verified, failures = [], []
+    for image in images:
+        try:
+            digest = cosign.digest(image, plain_http=plain_http)
+        except RepoError as err:
+            failures.append(f"oci://{image}: cannot resolve its digest: {err}")
+            continue
+        pinned = f"{image.rsplit(':', 1)[0]}@{digest}"
+        reason = cosign.verify(pinned, key=key, plain_http=plain_http)
+        if reason is None:
+            verified.append(f"oci://{image} {digest}")
+        else:
+            failures.append(f"oci://{image} resolves to {digest}, which carries no valid signature by {key}: {reason}")
+    if failures:
+        raise SignatureError(
+            f"{len(failures)} of {len(images)} chart(s) failed cosign verification:\n"
+            + "\n".join(f"  {f}" for f in failures)
+        )
+    return verified

@@ -228,6 +228,13 @@ OTHER_BUILDS: tuple[Build, ...] = (
         binaries=(Binary("actionlint", "github.com/rhysd/actionlint/cmd/actionlint", ("-version",), "v1.7.12"),),
         ldflags=("-s", "-w", "-X github.com/rhysd/actionlint.version=v1.7.12"),
     ),
+    Build(
+        key="cosign",
+        version="v2.6.5",
+        module="cosign",
+        binaries=(Binary("cosign", "github.com/sigstore/cosign/v2/cmd/cosign", ("version",), "v2.6.5"),),
+        ldflags=("-s", "-w", "-X sigs.k8s.io/release-utils/version.gitVersion=v2.6.5"),
+    ),
 )
 
 

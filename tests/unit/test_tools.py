@@ -51,6 +51,7 @@ def test_tool_names_are_unique_and_cover_the_toolchain() -> None:
         "ct",
         "actionlint",
         "istioctl",
+        "cosign",
     }
 
 
@@ -103,6 +104,9 @@ def test_outside_linters_are_pinned_and_ct_carries_its_chart_schema() -> None:
     actionlint = tools.build_for("actionlint")
     assert actionlint.version == "v1.7.12"
     assert "-X github.com/rhysd/actionlint.version=v1.7.12" in actionlint.ldflags
+    cosign = tools.build_for("cosign")
+    assert cosign.version == "v2.6.5"
+    assert "-X sigs.k8s.io/release-utils/version.gitVersion=v2.6.5" in cosign.ldflags
 
 
 def test_istioctl_is_the_istio_module_the_proxy_serves_stamped_with_that_version() -> None:

@@ -97,6 +97,10 @@ def test_release_workflow_packages_signs_indexes_and_publishes_to_pages_and_oci(
     runs = _run_steps(workflow)
     for command in ("meshcharts release", "meshcharts index --verify", 'meshcharts push "oci://', "registry login"):
         assert command in runs, command
+    assert "meshcharts tools install helm cosign" in runs
+    assert '"$cosign" login ghcr.io' in runs
+    push = next(line for line in runs.splitlines() if "meshcharts push" in line)
+    assert push.rstrip().endswith("--keyless"), "the OCI charts are signed keyless with the workflow's OIDC token"
     uses = [step.get("uses", "") for step in workflow["jobs"]["release"]["steps"]]
     assert any(u.startswith("actions/upload-pages-artifact@") for u in uses)
     assert any(u.startswith("actions/deploy-pages@") for u in uses)

@@ -1,0 +1,47 @@
+"""The one place checkov findings are accepted, ci/checkov-suppressions.yaml: every entry says why, and a
+malformed entry is reported at its `file:key`. The checkov pin is the same in pyproject and in scan.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from meshcharts import scan
+from meshcharts.errors import SpecError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_committed_suppressions_load_and_each_says_why() -> None:
+    suppressions = scan.load_suppressions(REPO / scan.SUPPRESSIONS)
+    assert suppressions, "the scan accepts at least one finding; an empty file would need no loader"
+    assert len({s.check_id for s in suppressions}) == len(suppressions)
+    for suppression in suppressions:
+        assert suppression.check_id.startswith(("CKV_K8S_", "CKV2_K8S_")), suppression
+        assert len(suppression.reason.split()) >= 8, f"{suppression.check_id}: say why in a sentence"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("CKV_K8S_8:\n  reason: fine\n", "x.yaml:CKV_K8S_8.reason: must say, in a sentence, why the finding"),
+        ("CKV_K8S_8: because\n", "x.yaml:CKV_K8S_8: must be a mapping with reason (and optionally resources)"),
+        (
+            "CKV_K8S_8:\n  reason: istiod has no liveness endpoint here\n  resources: [istiod]\n",
+            "x.yaml:CKV_K8S_8.resources: must be a list of Kind.namespace.name",
+        ),
+        ("- CKV_K8S_8\n", "x.yaml: must be a mapping of check ids to {reason, resources}"),
+        ("CKV_K8S_8: [\n", "x.yaml: is not valid YAML"),
+    ],
+)
+def test_a_malformed_suppression_is_refused_at_its_key(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as refused:
+        scan.load_suppressions(path, "x.yaml")
+    assert str(refused.value.problems[0]).startswith(expected), refused.value.problems
+
+
+def test_the_checkov_pin_of_pyprojects_scan_extra_is_the_version_the_scan_names() -> None:
+    assert scan.pinned_requirement(REPO / "pyproject.toml") == f"checkov=={scan.CHECKOV_VERSION}"
