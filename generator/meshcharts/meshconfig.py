@@ -6,8 +6,8 @@ format of generator/specs/crds (and reusing its shared types), become a draft-07
 and `helm template` refuse such values and name the key.
 
 The schema accepts what Istio's loader (protobuf JSON, reached through YAML) accepts for a known field:
-integers also as decimal strings, enums as names or numbers, null as "unset". It refuses unknown fields,
-which Istio ignored.
+integers also as decimal strings, enums as names or numbers, null as "unset", several fields of a oneof. It
+refuses unknown fields, which Istio ignored.
 """
 
 from __future__ import annotations
@@ -71,9 +71,8 @@ def json_schema(expr: TypeExpr, types: Mapping[str, TypeExpr]) -> dict[str, Any]
                 "properties": {name: _with_null(json_schema(sub, types)) for name, sub in fields},
             }
             if one_of:
-                node["description"] = f"At most one of {', '.join(one_of)}."
-                required = [{"required": [name]} for name in one_of]
-                node["oneOf"] = [{"not": {"anyOf": required}}, *required]
+                # Documented, not enforced: Istio's loader takes several fields of a oneof and keeps one.
+                node["description"] = f"Set one of {', '.join(one_of)}; Istio uses only one."
     if expr.doc:
         node["description"] = expr.doc + (f" {node['description']}" if "description" in node else "")
     return node
