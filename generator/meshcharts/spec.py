@@ -531,6 +531,7 @@ def load(layout: Layout) -> Model:
 
     value_types: dict[str, dict[str, Any]] = {}
     types_dir = layout.specs / "meshconfig"
+    types_loaded = True  # when the type specs are broken, their problems say so; a group naming one is no news
     if any(types_dir.glob("*.yaml")):
         from meshcharts import meshconfig
 
@@ -538,9 +539,10 @@ def load(layout: Layout) -> Model:
             value_types = meshconfig.load_value_types(types_dir, crd_dir)
         except SpecError as err:
             c.problems.extend(err.problems)
+            types_loaded = False
     for chart in charts:
         for g in chart.groups:
-            if g.type is not None and g.type not in value_types and not c.problems:
+            if g.type is not None and g.type not in value_types and types_loaded:
                 known = ", ".join(sorted(value_types)) or "none"
                 c.add(f"{chart.source}:groups.{g.path}.type", f"unknown type {g.type!r} (known: {known})")
 

@@ -141,10 +141,11 @@ def test_a_root_that_names_no_type_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_group_names_a_known_type_and_is_not_also_open(tmp_path: Path) -> None:
-    chart = GOOD_CHART + "groups:\n  service: {doc: The Service., type: Nope}\n"
-    assert any(
-        "gateway.yaml:groups.service.type: unknown type 'Nope'" in p for p in problems_of(make_tree(tmp_path, chart))
-    )
+    broken = "  broken: {type: nonsense, default: 1, doc: Broken.}\n"
+    chart = GOOD_CHART + broken + "groups:\n  service: {doc: The Service., type: Nope}\n"
+    found = problems_of(make_tree(tmp_path, chart))
+    assert any("gateway.yaml:groups.service.type: unknown type 'Nope'" in p for p in found)
+    assert any("values.broken" in p for p in found), found  # reported in the same run
     chart = GOOD_CHART + "groups:\n  service: {doc: The Service., open: true, type: MeshConfig}\n"
     found = problems_of(make_tree(tmp_path / "open", chart))
     assert any("groups.service.type: must be a type name, and a typed group cannot also be open" in p for p in found)
