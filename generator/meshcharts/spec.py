@@ -542,9 +542,17 @@ def load(layout: Layout) -> Model:
             types_loaded = False
     for chart in charts:
         for g in chart.groups:
-            if g.type is not None and g.type not in value_types and types_loaded:
+            if g.type is None or not types_loaded:
+                continue
+            if g.type not in value_types:
                 known = ", ".join(sorted(value_types)) or "none"
                 c.add(f"{chart.source}:groups.{g.path}.type", f"unknown type {g.type!r} (known: {known})")
+                continue
+            fields = value_types[g.type].get("properties", {})
+            for value in chart.values:
+                field_name = value.path[len(g.path) + 1 :].split(".")[0]
+                if value.path.startswith(g.path + ".") and field_name not in fields:
+                    c.add(f"{chart.source}:values.{value.path}", f"{field_name!r} is not a field of {g.type}")
 
     if c.problems:
         raise SpecError(c.problems)

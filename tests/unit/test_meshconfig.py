@@ -3,6 +3,7 @@ MeshConfig fields (tests/data/istio-1.12-meshconfig/fields.tsv) and for the load
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -158,3 +159,15 @@ def test_the_istiod_schema_types_mesh_config_and_keeps_its_declared_keys(layout:
     assert values["properties"]["trustDomain"]["description"].startswith("SPIFFE trust domain")
     assert values["properties"]["accessLogFile"] == {"type": ["string", "null"]}
     assert "defaultConfig" in values["properties"]
+
+
+def test_a_declared_value_inside_a_typed_group_must_be_a_field_of_its_type(tmp_path: Path) -> None:
+    layout = make_tree(
+        tmp_path,
+        GOOD_CHART + "  mesh.trustDomian: {type: string, default: x, doc: Typo.}\n"
+        "groups:\n  mesh: {doc: Mesh., type: MeshConfig}\n",
+    )
+    for part in ("meshconfig", "crds"):
+        shutil.copytree(SPECS / part, layout.specs / part)
+    found = problems_of(layout)
+    assert any("gateway.yaml:values.mesh.trustDomian: 'trustDomian' is not a field of MeshConfig" in p for p in found)
