@@ -54,9 +54,10 @@ class Scalar(_Node):
 
 @dataclass(frozen=True, kw_only=True)
 class Enum(_Node):
-    """A string restricted to `values`."""
+    """A string restricted to `values`; `numbers` are their protobuf numbers (0, 1, ... unless written `A=N`)."""
 
     values: tuple[str, ...]
+    numbers: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,6 +155,7 @@ class _Problems:
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TYPE_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ENUM_ITEM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\s*=\s*-?[0-9]+)?")
 
 
 class _SyntaxProblem(Exception):
@@ -218,7 +220,8 @@ class _ExprParser:
         else:
             name = self._ident()
             if name == "enum":
-                expr = Enum(values=self._enum_values())
+                values, numbers = self._enum_values()
+                expr = Enum(values=values, numbers=numbers)
             else:
                 expr = Scalar(name=name) if name in SCALARS else Ref(name=name, where=where)
         if self._peek() == "?":
@@ -226,7 +229,7 @@ class _ExprParser:
             expr = replace(expr, nullable=True)
         return expr
 
-    def _enum_values(self) -> tuple[str, ...]:
+    def _enum_values(self) -> tuple[tuple[str, ...], tuple[int, ...]]:
         if self._peek() != "(":
             raise _SyntaxProblem("bad enum syntax: write enum(A, B, ...)")
         close = self.text.find(")", self.pos)
@@ -234,16 +237,23 @@ class _ExprParser:
             raise _SyntaxProblem("bad enum syntax: missing ')'")
         inner = self.text[self.pos + 1 : close]
         self.pos = close + 1
-        values = tuple(v.strip() for v in inner.split(","))
-        if values == ("",):
+        items = tuple(v.strip() for v in inner.split(","))
+        if items == ("",):
             raise _SyntaxProblem("bad enum syntax: enum() lists no values")
-        bad = [v for v in values if not _IDENT.fullmatch(v)]
+        bad = [v for v in items if not _ENUM_ITEM.fullmatch(v)]
         if bad:
-            raise _SyntaxProblem(f"bad enum syntax: {', '.join(map(repr, bad))} is not a plain value name")
+            names = ", ".join(map(repr, bad))
+            raise _SyntaxProblem(f"bad enum syntax: {names} is not a plain value name (or NAME=number)")
+        values: list[str] = []
+        numbers: list[int] = []
+        for item in items:
+            name, _, number = (part.strip() for part in item.partition("="))
+            values.append(name)
+            numbers.append(int(number) if number else (numbers[-1] + 1 if numbers else 0))
         repeated = sorted({v for v in values if values.count(v) > 1})
         if repeated:
             raise _SyntaxProblem(f"bad enum syntax: {', '.join(repeated)} listed twice")
-        return values
+        return tuple(values), tuple(numbers)
 
 
 def _parse_type(node: Any, where: str, problems: _Problems) -> TypeExpr | None:

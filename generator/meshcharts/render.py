@@ -5,6 +5,7 @@ No I/O happens here; write.py is the only place that touches charts/.
 
 from __future__ import annotations
 
+import copy
 import json
 import posixpath
 import re
@@ -141,7 +142,9 @@ def _value_schema(value: Value) -> dict[str, Any]:
     return schema
 
 
-def values_schema(chart: ChartSpec) -> dict[str, Any]:
+def values_schema(chart: ChartSpec, value_types: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The chart's values.schema.json; a group with a `type` accepts that type's fields (`value_types`),
+    its declared values keeping their own schema."""
     groups = {g.path: g for g in chart.groups}
 
     def build(node: Mapping[str, Any], prefix: str) -> dict[str, Any]:
@@ -157,6 +160,10 @@ def values_schema(chart: ChartSpec) -> dict[str, Any]:
                     sub = {"description": group.doc, **sub}
                 if (group is not None and group.open) or path == "global":
                     sub.pop("additionalProperties", None)
+                if group is not None and group.type is not None:
+                    typed = copy.deepcopy(dict((value_types or {})[group.type]))
+                    typed["properties"] = {**typed.get("properties", {}), **sub["properties"]}
+                    sub = {**typed, "description": group.doc}
                 props[key] = sub
         return {"type": "object", "additionalProperties": False, "properties": props}
 
@@ -171,8 +178,8 @@ def values_schema(chart: ChartSpec) -> dict[str, Any]:
     }
 
 
-def render_values_schema(chart: ChartSpec) -> str:
-    return json.dumps(values_schema(chart), indent=2, ensure_ascii=False) + "\n"
+def render_values_schema(chart: ChartSpec, value_types: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    return json.dumps(values_schema(chart, value_types), indent=2, ensure_ascii=False) + "\n"
 
 
 def _md_cell(text: str) -> str:
@@ -358,7 +365,7 @@ def render_chart(model: Model, chart: ChartSpec) -> dict[str, str]:
     files = {
         "Chart.yaml": render_chart_yaml(model, chart),
         "values.yaml": render_values_yaml(chart),
-        "values.schema.json": render_values_schema(chart),
+        "values.schema.json": render_values_schema(chart, model.value_types),
     }
     outputs = [(f"{chart.name}/{k}", k) for k in chart.templates if k.endswith(".j2")]
     outputs += [(f"_shared/{k}", k) for k in model.shared_templates if k.endswith(".j2")]

@@ -117,6 +117,7 @@ class Group:
     path: str
     doc: str
     open: bool = False  # accept keys that are not declared (free-form maps with some typed keys)
+    type: str | None = None  # a type of generator/specs/meshconfig whose fields the group accepts
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,7 @@ class Model:
     crds: tuple[Mapping[str, Any], ...] = ()
     crd_examples: tuple[Mapping[str, Any], ...] = ()
     crd_descriptions: tuple[str, ...] = ()
+    value_types: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # JSON schema by type name
 
     def chart(self, name: str) -> ChartSpec:
         for chart in self.charts:
@@ -434,8 +436,12 @@ def _load_chart(c: _Collector, data: Any, where: str, suite: Suite | None = None
             gw = f"{where}:groups.{path}"
             if isinstance(decl, str):
                 decl = {"doc": decl}  # shorthand: a group's doc alone
-            gd = c.mapping(decl, gw, {"doc", "open"}, {"doc"})
-            groups.append(Group(str(path), c.string(gd, "doc", gw), bool(gd.get("open", False))))
+            gd = c.mapping(decl, gw, {"doc", "open", "type"}, {"doc"})
+            type_name = gd.get("type")
+            if type_name is not None and (not isinstance(type_name, str) or gd.get("open")):
+                c.add(f"{gw}.type", "must be a type name, and a typed group cannot also be open")
+                type_name = None
+            groups.append(Group(str(path), c.string(gd, "doc", gw), bool(gd.get("open", False)), type_name))
     _check_tree(c, [str(p) for p in raw_values] if isinstance(raw_values, dict) else [], groups, where)
     return ChartSpec(
         name,
@@ -523,6 +529,39 @@ def load(layout: Layout) -> Model:
         except SpecError as err:
             c.problems.extend(err.problems)
 
+    value_types: dict[str, dict[str, Any]] = {}
+    types_dir = layout.specs / "meshconfig"
+    types_loaded = True  # when the type specs are broken, their problems say so; a group naming one is no news
+    if any(types_dir.glob("*.yaml")):
+        from meshcharts import meshconfig
+
+        try:
+            value_types = meshconfig.load_value_types(types_dir, crd_dir)
+        except SpecError as err:
+            c.problems.extend(err.problems)
+            types_loaded = False
+    for chart in charts:
+        for g in chart.groups:
+            if g.type is None or not types_loaded:
+                continue
+            if g.type not in value_types:
+                known = ", ".join(sorted(value_types)) or "none"
+                c.add(f"{chart.source}:groups.{g.path}.type", f"unknown type {g.type!r} (known: {known})")
+                continue
+            fields = value_types[g.type].get("properties", {})
+            for value in chart.values:
+                field_name = value.path[len(g.path) + 1 :].split(".")[0]
+                if value.path.startswith(g.path + ".") and field_name not in fields:
+                    c.add(f"{chart.source}:values.{value.path}", f"{field_name!r} is not a field of {g.type}")
+
     if c.problems:
         raise SpecError(c.problems)
-    return Model(suite, tuple(charts), _read_templates(layout.templates / "_shared"), crds, examples, descriptions)
+    return Model(
+        suite,
+        tuple(charts),
+        _read_templates(layout.templates / "_shared"),
+        crds,
+        examples,
+        descriptions,
+        value_types,
+    )

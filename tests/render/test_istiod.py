@@ -750,6 +750,6 @@ def test_bad_value_is_rejected_naming_the_key(helm: Helm, values: dict[str, Any]
     assert "schema" in error.lower(), error
 
 
-def test_global_and_meshconfig_accept_keys_of_other_charts_and_newer_istio(helm: Helm) -> None:
+def test_global_accepts_keys_of_other_charts_and_meshconfig_a_1_12_field(helm: Helm) -> None:
     objects = render(helm, {"global": {"istio_cni": {"enabled": True}}, "meshConfig": {"discoverySelectors": []}})
     assert mesh(objects)["discoverySelectors"] == []
