@@ -9,6 +9,9 @@ import pytest
 
 from meshcharts.paths import Layout
 
+# The cluster layers' shared installs, registered once for every layer (see that module).
+pytest_plugins = ["tests.cluster_fixtures"]
+
 REPO = Path(__file__).resolve().parents[1]
 # Istio 1.12 facts the tests compare against, copied into the clone (tests/data/README.md says from where).
 DATA = REPO / "tests" / "data"

@@ -9,7 +9,6 @@ import pytest
 
 from meshcharts import index, package, repo, upgrade
 from meshcharts.paths import Layout
-from tests.e2e.conftest import control_plane, current_installs, istio_base, recorder  # noqa: F401 - shared fixtures
 from tests.e2e.conftest import pytest_collection_modifyitems as _mark_cluster_tests
 
 REPO = Path(__file__).resolve().parents[2]

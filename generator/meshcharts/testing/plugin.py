@@ -20,10 +20,12 @@ import pytest
 from meshcharts import cluster as cluster_mod
 from meshcharts import tools
 from meshcharts.egress import Egress
-from meshcharts.errors import ClusterError
+from meshcharts.errors import ClusterError, UsageError
 from meshcharts.helm import Helm
 from meshcharts.kube import Kube, KubeApiError, kube_for
-from meshcharts.testing import waits
+from meshcharts.paths import find_root
+from meshcharts.testing import controlplane, waits
+from meshcharts.testing.admission import AdmissionRecorder
 from meshcharts.testing.registry import MISSING as REGISTRY_MISSING
 from meshcharts.testing.registry import OciRegistry, registry_binary
 from meshcharts.testing.releases import ReleaseFactory
@@ -56,6 +58,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write the upgrade matrix results there as Markdown, HTML and JSON",
     )
     group.addoption("--helm", choices=("4", "3"), default="4", help="Helm major version the fixtures use")
+    group.addoption(
+        "--mesh-charts",
+        default=None,
+        metavar="LOCATION",
+        help="where mesh_control_plane takes base and istiod from: a directory holding them, oci://REGISTRY/PATH "
+        "or a repository alias (default: charts/ of the meshcharts tree here)",
+    )
+    group.addoption("--mesh-version", default=None, help="chart version for an oci:// or repository --mesh-charts")
+    group.addoption(
+        "--mesh-values",
+        action="append",
+        default=[],
+        metavar="CHART=FILE",
+        help="values file for base or istiod in mesh_control_plane (repeatable), e.g. istiod=values/istiod.yaml",
+    )
     group.addoption(
         "--k8s-version",
         default=tools.DEFAULT_KUBERNETES,
@@ -151,6 +168,51 @@ def mesh_egress(mesh_cluster: cluster_mod.Cluster) -> Egress:
             f"requires the local provider's egress proxy; on {mesh_cluster.provider}, Services route to real pods"
         )
     return cluster_mod.Local(tools.cache_root()).egress(mesh_cluster.name)
+
+
+@pytest.fixture(scope="session")
+def mesh_control_plane(
+    pytestconfig: pytest.Config, mesh_cluster: cluster_mod.Cluster, mesh_helm: Helm, kube: Kube
+) -> Iterator[controlplane.ControlPlane]:
+    """base and istiod in istio-system, installed once per test run with your values only, as users install them.
+
+    Where pods run, istiod answers its own webhooks. On the local provider an admission recorder stands
+    in for it behind istiod's own Service (`.recorder`), so the injector is really consulted there too:
+    `went_through_injector(kube, namespace, pod)` holds on every provider. Uninstalled at the end unless
+    the cluster is kept.
+    """
+    charts = pytestconfig.getoption("--mesh-charts")
+    if charts is None:
+        try:
+            charts = str(find_root().charts)
+        except UsageError:
+            pytest.skip(
+                "mesh_control_plane needs --mesh-charts LOCATION (no meshcharts tree here to take charts/ from)"
+            )
+    values: dict[str, list[Path]] = {}
+    for entry in pytestconfig.getoption("--mesh-values"):
+        chart, sep, file = entry.partition("=")
+        if not sep or chart not in ("base", "istiod") or not Path(file).is_file():
+            raise pytest.UsageError(f"--mesh-values {entry!r}: write base=FILE or istiod=FILE with an existing FILE")
+        values.setdefault(chart, []).append(Path(file).absolute())
+    with contextlib.ExitStack() as stack:
+        recorder = egress = None
+        if mesh_cluster.provider == "local":
+            recorder = stack.enter_context(AdmissionRecorder())
+            egress = cluster_mod.Local(tools.cache_root()).egress(mesh_cluster.name)
+        plane = controlplane.install(
+            mesh_helm,
+            kube,
+            charts=charts,
+            version=pytestconfig.getoption("--mesh-version"),
+            values=values,
+            egress=egress,
+            recorder=recorder,
+            timeout=300,
+        )
+        yield plane
+        if not pytestconfig.getoption("--keep-cluster"):
+            controlplane.uninstall(mesh_helm)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,127 @@
+"""The shared installs of the cluster layers (e2e and upgrade): istio-base and istiod in istio-system, their
+webhooks answered by one admission recorder.
+
+Registered once, by tests/conftest.py, so both layers share one session recorder and one set of
+installs: fixtures defined in each layer's conftest would be two session instances, whose second
+recorder the first one's webhooks do not trust.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from meshcharts.errors import HelmError
+from meshcharts.helm import Helm
+from meshcharts.testing import waits
+from meshcharts.testing.admission import AdmissionRecorder, adopt_stale_webhooks, patch_ca_bundle
+from meshcharts.testing.plugin import Kube
+
+REPO = Path(__file__).resolve().parents[1]
+CHARTS = REPO / "charts"
+BASE_RELEASE = ("istio-base", "istio-system")
+ISTIO_NS = "istio-system"
+
+
+@pytest.fixture(scope="session")
+def recorder(kube: Kube) -> Iterator[AdmissionRecorder]:
+    """Stands in for istiod's webhook server: the charts' webhooks point at it through their URL values.
+
+    On a kept cluster, webhooks of the earlier run's recorder are re-pointed at this one first: the
+    shared releases' upgrade would otherwise be refused by their own stale validator.
+    """
+    with AdmissionRecorder() as rec:
+        adopt_stale_webhooks(kube.api_client, rec)
+        yield rec
+
+
+def deployed(helm: Helm, release: str, namespace: str) -> bool:
+    try:
+        return "STATUS: deployed" in helm.run(["status", release, "--namespace", namespace])
+    except HelmError:
+        return False
+
+
+def base_values(recorder: AdmissionRecorder) -> dict[str, object]:
+    return {"base": {"validationURL": recorder.url("/validate/base")}}
+
+
+def istiod_values(recorder: AdmissionRecorder, revision: str = "", **extra: object) -> dict[str, object]:
+    rev = revision or "default"
+    values: dict[str, object] = {
+        "revision": revision,
+        "istiodRemote": {"injectionURL": recorder.url(f"/inject/{rev}")},
+        "base": {"validationURL": recorder.url(f"/validate/{rev}")},
+    }
+    values.update(extra)
+    return values
+
+
+def trust_recorder(kube: Kube, recorder: AdmissionRecorder, kind: str, name: str) -> None:
+    """What istiod does once it serves: put its CA into the webhook configuration."""
+    patch_ca_bundle(kube.api_client, kind, name, recorder)
+
+
+@pytest.fixture(scope="session")
+def current_installs() -> set[str]:
+    """Shared releases installed or upgraded by this test run. On a kept cluster they exist from an earlier
+    run with webhooks pointing at that run's recorder (another port, another CA): each is brought up to date
+    once per run."""
+    return set()
+
+
+@pytest.fixture
+def istio_base(
+    mesh_helm: Helm, kube: Kube, recorder: AdmissionRecorder, tmp_path: Path, current_installs: set[str]
+) -> tuple[str, str]:
+    """The base chart from charts/ installed as istio-base in istio-system (installed once, shared)."""
+    if BASE_RELEASE[0] not in current_installs or not deployed(mesh_helm, *BASE_RELEASE):
+        values = tmp_path / "base-values.yaml"
+        values.write_text(yaml.safe_dump(base_values(recorder)))
+        mesh_helm.upgrade(
+            BASE_RELEASE[0],
+            CHARTS / "base",
+            namespace=BASE_RELEASE[1],
+            install=True,
+            wait=True,
+            timeout=120,
+            values=[values],
+            extra=("--create-namespace",),
+        )
+        trust_recorder(kube, recorder, "ValidatingWebhookConfiguration", "istiod-default-validator")
+        current_installs.add(BASE_RELEASE[0])
+    return BASE_RELEASE
+
+
+@dataclass(frozen=True)
+class ControlPlane:
+    release: str
+    namespace: str
+    revision: str
+
+
+@pytest.fixture
+def control_plane(
+    istio_base: tuple[str, str],
+    mesh_helm: Helm,
+    kube: Kube,
+    recorder: AdmissionRecorder,
+    tmp_path: Path,
+    current_installs: set[str],
+) -> ControlPlane:
+    """istiod (default revision) from charts/ in istio-system, its webhooks answered by the recorder."""
+    if "istiod" not in current_installs or not deployed(mesh_helm, "istiod", ISTIO_NS):
+        values = tmp_path / "istiod-values.yaml"
+        values.write_text(yaml.safe_dump(istiod_values(recorder)))
+        mesh_helm.upgrade(
+            "istiod", CHARTS / "istiod", namespace=ISTIO_NS, install=True, wait=True, timeout=120, values=[values]
+        )
+        trust_recorder(kube, recorder, "MutatingWebhookConfiguration", "istio-sidecar-injector")
+        trust_recorder(kube, recorder, "ValidatingWebhookConfiguration", "istio-validator-istio-system")
+        current_installs.add("istiod")
+    waits.deployment_available(kube.apps, ISTIO_NS, "istiod", timeout=60)
+    return ControlPlane("istiod", ISTIO_NS, "")

@@ -1,0 +1,62 @@
+"""mesh_control_plane as a user's project uses it: base and istiod at their values, then their gateway.
+
+The inner test run brings up a cluster of its own (base and istiod are cluster-wide), with the charts
+of this tree given as a user gives a local chart path. On the local provider the admission recorder
+answers in istiod's place behind istiod's Service; `went_through_injector` holds wherever pods run too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from meshcharts import tools
+
+pytest_plugins = ["pytester"]
+
+REPO = Path(__file__).resolve().parents[2]
+# pytester gives the inner run a HOME of its own; point it at the real toolchain cache (read before that).
+CACHE = tools.cache_root()
+
+USER_TEST = """
+import pytest
+from meshcharts.testing import waits
+
+
+def gateway_pods(kube, namespace):
+    return kube.core.list_namespaced_pod(namespace, label_selector="app=ingress").items
+
+
+def test_my_gateway_values_come_up_through_the_injector(mesh_control_plane, releases, kube, mesh_namespace):
+    releases.install("ingress", CHARTS + "/gateway", values={"service": {"type": "ClusterIP"}})
+    waits.deployment_available(kube.apps, mesh_namespace, "ingress", timeout=120)
+    pods = gateway_pods(kube, mesh_namespace)
+    assert pods
+    for pod in pods:
+        assert mesh_control_plane.went_through_injector(kube, mesh_namespace, pod.metadata.name), pod.metadata.name
+
+
+@pytest.mark.namespace_labels({"istio-injection": "disabled"})
+def test_a_gateway_in_a_namespace_without_injection_is_not_taken_for_injected(
+    mesh_control_plane, releases, kube, mesh_namespace
+):
+    releases.install("ingress", CHARTS + "/gateway", values={"service": {"type": "ClusterIP"}}, wait=False)
+    pods = waits.wait_until(lambda: gateway_pods(kube, mesh_namespace), condition="a gateway pod exists", timeout=60)
+    assert not mesh_control_plane.went_through_injector(kube, mesh_namespace, pods[0].metadata.name)
+"""
+
+
+def test_a_users_gateway_test_on_a_control_plane_installed_at_default_values(
+    pytester: pytest.Pytester, pytestconfig: pytest.Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if pytestconfig.getoption("--cluster-provider") != "local":
+        pytest.skip("brings up a local cluster of its own; elsewhere the suite's own run is the user's")
+    monkeypatch.setenv("MESHCHARTS_CACHE", str(CACHE))
+    monkeypatch.setenv("MESHCHARTS_ROOT", str(REPO))
+    pytester.makepyfile(test_users_gateway=f"CHARTS = {str(REPO / 'charts')!r}\n" + USER_TEST)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--mesh-charts", str(REPO / "charts"),
+        "--k8s-version", pytestconfig.getoption("--k8s-version"), "--helm", pytestconfig.getoption("--helm"),
+    )  # fmt: skip
+    result.assert_outcomes(passed=2)
