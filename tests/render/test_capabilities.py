@@ -150,3 +150,23 @@ def _template_proc(
     path = tmp / "values.yaml"
     path.write_text(yaml.safe_dump(values))
     return helm.run("template", release, str(CHARTS / chart), "--values", str(path), *extra, check=False)
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "DaemonSet"])
+@pytest.mark.parametrize("kube", ["1.19.0", "1.21.14", "1.22.0", NEWEST])
+def test_gateway_binds_low_ports_by_sysctl_from_1_22_and_by_capability_before(helm: Helm, kind: str, kube: str) -> None:
+    objects = render(helm, "gateway", flags(kube), {"kind": kind})
+    pod = find(objects, kind)["spec"]["template"]["spec"]
+    (proxy,) = pod["containers"]
+    if kube >= "1.22":
+        assert pod["securityContext"]["sysctls"] == [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert proxy["securityContext"]["runAsUser"] == 1337 and proxy["securityContext"]["capabilities"] == {
+            "drop": ["ALL"]
+        }
+    else:
+        # Kubelets before 1.22 refuse a pod asking for this sysctl (SysctlForbidden).
+        assert "sysctls" not in pod["securityContext"] and "runAsNonRoot" not in pod["securityContext"]
+        assert proxy["securityContext"]["runAsUser"] == 0
+        assert proxy["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}
+        assert proxy["securityContext"]["allowPrivilegeEscalation"] is False
