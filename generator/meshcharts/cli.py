@@ -313,6 +313,26 @@ def _cmd_adopt_crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_mapkubeapis(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from meshcharts import mapkubeapis
+    from meshcharts.cluster._common import _api_client
+
+    kubeconfig = Path(args.kubeconfig or os.environ.get("KUBECONFIG") or Path.home() / ".kube" / "config")
+    result = mapkubeapis.map_release(_api_client(kubeconfig), args.release, args.namespace, dry_run=args.dry_run)
+    for line in (*result.mapped, *result.kept):
+        _say(f"{args.namespace}/{args.release} revision {result.revision}: {line}")
+    if result.new_revision is None:
+        _say(f"dry run: {len(result.mapped)} object(s) would be rewritten; nothing changed")
+    else:
+        _say(
+            f"stored revision {result.new_revision} of {args.namespace}/{args.release}; "
+            f"revision {result.revision} is superseded"
+        )
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
@@ -402,6 +422,15 @@ def _add_repo_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     adopt.add_argument("--namespace", default="istio-system", help="the release's namespace (default istio-system)")
     adopt.add_argument("--kubeconfig", help="kubeconfig (default: $KUBECONFIG, then ~/.kube/config)")
     adopt.set_defaults(handler=_cmd_adopt_crds)
+    mapk = sub.add_parser(
+        "mapkubeapis",
+        help="rewrite removed API versions (v1beta1 PDBs, v2beta* HPAs) in a Helm release's stored manifest",
+    )
+    mapk.add_argument("release", help="the Helm release's name")
+    mapk.add_argument("--namespace", required=True, help="the release's namespace")
+    mapk.add_argument("--dry-run", action="store_true", help="print what would change; change nothing")
+    mapk.add_argument("--kubeconfig", help="kubeconfig (default: $KUBECONFIG, then ~/.kube/config)")
+    mapk.set_defaults(handler=_cmd_mapkubeapis)
 
 
 def build_parser() -> argparse.ArgumentParser:

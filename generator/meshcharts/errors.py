@@ -78,3 +78,7 @@ class LintError(MeshchartsError):
         self.problems = list(problems)
         lines = "\n".join(f"  {p}" for p in self.problems)
         super().__init__(f"{len(self.problems)} finding(s):\n{lines}")
+
+
+class ReleaseError(MeshchartsError):
+    """A Helm release's stored record is not what an operation expects; nothing was changed."""

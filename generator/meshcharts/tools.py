@@ -105,6 +105,7 @@ DEFAULT_KUBERNETES = "v1.36.3"
 KUBERNETES_RELEASES: Mapping[str, str] = {
     "v1.36.3": "kubernetes",
     "v1.34.4": "kubernetes-1.34",
+    "v1.30.4": "kubernetes-1.30",
 }
 KUBERNETES_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 

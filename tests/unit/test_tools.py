@@ -121,7 +121,7 @@ def test_istioctl_is_the_istio_module_the_proxy_serves_stamped_with_that_version
 
 
 def test_unknown_kubernetes_release_and_unknown_tool_are_refused_with_the_known_ones() -> None:
-    with pytest.raises(ToolError, match=r"Kubernetes v1\.99\.0; known versions: v1\.34\.4, v1\.36\.3"):
+    with pytest.raises(ToolError, match=r"Kubernetes v1\.99\.0; known versions: v1\.30\.4, v1\.34\.4, v1\.36\.3"):
         tools.builds("v1.99.0")
     with pytest.raises(ToolError, match="unknown tool 'kubelet'; known tools: kube-apiserver"):
         tools.build_for("kubelet")

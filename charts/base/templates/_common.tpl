@@ -20,3 +20,50 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 failurePolicy: Ignore
 {{- end }}
 {{- end }}
+
+{{/* The PodDisruptionBudget API the cluster serves. A live cluster (and `helm template --api-versions
+     policy/v1/PodDisruptionBudget`) lists served kinds, which decide; offline renders list only group
+     versions Helm itself knows, so the Kubernetes version decides there (policy/v1 from 1.21). */}}
+{{- define "base.pdbApiVersion" -}}
+{{- if .Capabilities.APIVersions.Has "policy/v1/PodDisruptionBudget" -}}
+policy/v1
+{{- else if .Capabilities.APIVersions.Has "policy/v1beta1/PodDisruptionBudget" -}}
+policy/v1beta1
+{{- else if semverCompare ">=1.21-0" .Capabilities.KubeVersion.Version -}}
+policy/v1
+{{- else -}}
+policy/v1beta1
+{{- end -}}
+{{- end }}
+
+{{/* The HorizontalPodAutoscaler API the cluster serves, newest first: served kinds decide as for the
+     PodDisruptionBudget; offline, autoscaling/v2 from Kubernetes 1.23, else v2beta2 (served since 1.12). */}}
+{{- define "base.hpaApiVersion" -}}
+{{- if .Capabilities.APIVersions.Has "autoscaling/v2/HorizontalPodAutoscaler" -}}
+autoscaling/v2
+{{- else if .Capabilities.APIVersions.Has "autoscaling/v2beta2/HorizontalPodAutoscaler" -}}
+autoscaling/v2beta2
+{{- else if .Capabilities.APIVersions.Has "autoscaling/v2beta1/HorizontalPodAutoscaler" -}}
+autoscaling/v2beta1
+{{- else if semverCompare ">=1.23-0" .Capabilities.KubeVersion.Version -}}
+autoscaling/v2
+{{- else -}}
+autoscaling/v2beta2
+{{- end -}}
+{{- end }}
+
+{{/* One Resource metric of an HPA: autoscaling/v2beta1 spells the target as targetAverageUtilization,
+     v2beta2 and v2 as target {type: Utilization, averageUtilization}. Takes (list apiVersion name percent). */}}
+{{- define "base.hpaResourceMetric" -}}
+{{- $apiVersion := index . 0 -}}
+- type: Resource
+  resource:
+    name: {{ index . 1 }}
+    {{- if eq $apiVersion "autoscaling/v2beta1" }}
+    targetAverageUtilization: {{ index . 2 }}
+    {{- else }}
+    target:
+      type: Utilization
+      averageUtilization: {{ index . 2 }}
+    {{- end }}
+{{- end }}
