@@ -77,13 +77,17 @@ def broken(tmp_path_factory: pytest.TempPathFactory, helm4: Helm) -> Path:
         "    type: string\n"
         '    enum: ["", IfHealthyBudget, AlwaysAllow]\n'
         '    default: ""\n'
-        "    doc: Whether unhealthy pods may be evicted regardless of the budget."
+        "    doc: Whether unhealthy pods may be evicted regardless of the budget (policy/v1 only)."
         " Empty leaves the Kubernetes default.\n",
         "",
     )
     edit(
         templates / "gateway/templates/poddisruptionbudget.yaml.j2",
         "  {{- with .Values.podDisruptionBudget.unhealthyPodEvictionPolicy }}\n"
+        '  {{- if eq $apiVersion "policy/v1beta1" }}\n'
+        '  {{- fail "podDisruptionBudget.unhealthyPodEvictionPolicy needs policy/v1 PodDisruptionBudgets; this cluster'
+        ' serves only policy/v1beta1" }}\n'
+        "  {{- end }}\n"
         "  unhealthyPodEvictionPolicy: {{ . }}\n"
         "  {{- end }}\n",
         "",
