@@ -417,3 +417,26 @@ def test_bad_value_is_rejected_naming_the_key(helm: Helm, values: dict[str, Any]
     error = helm.template_error("gateway", values)
     assert "schema" in error.lower() or "values don't meet" in error.lower(), error
     assert key in error, error
+
+
+def _budgets(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == "PodDisruptionBudget"]
+
+
+def test_a_budget_field_set_without_enabled_still_gets_its_budget(helm: Helm) -> None:
+    """Istio 1.12's gateway rendered a budget whenever podDisruptionBudget had content; a set field never
+    silently does nothing."""
+    assert _budgets(render(helm)) == []
+    for values, spec in (
+        ({"maxUnavailable": 1, "minAvailable": None}, {"maxUnavailable": 1}),
+        ({"minAvailable": "50%"}, {"minAvailable": "50%"}),
+        ({"minAvailable": 2}, {"minAvailable": 2}),
+    ):
+        (budget,) = _budgets(render(helm, {"podDisruptionBudget": values}))
+        assert {k: v for k, v in budget["spec"].items() if k != "selector"} == spec, values
+
+
+def test_a_budget_policy_without_a_size_is_refused_naming_the_keys(helm: Helm) -> None:
+    values = {"podDisruptionBudget": {"unhealthyPodEvictionPolicy": "AlwaysAllow", "minAvailable": None}}
+    error = helm.template_error("gateway", values)
+    assert "podDisruptionBudget.minAvailable or podDisruptionBudget.maxUnavailable" in error

@@ -753,3 +753,13 @@ def test_bad_value_is_rejected_naming_the_key(helm: Helm, values: dict[str, Any]
 def test_global_accepts_keys_of_other_charts_and_meshconfig_a_1_12_field(helm: Helm) -> None:
     objects = render(helm, {"global": {"istio_cni": {"enabled": True}}, "meshConfig": {"discoverySelectors": []}})
     assert mesh(objects)["discoverySelectors"] == []
+
+
+def test_pdb_values_with_the_budget_switched_off_are_refused_naming_both_keys(helm: Helm) -> None:
+    """A pdb.* value that would silently do nothing is an error, not a no-op."""
+    for pdb in ({"maxUnavailable": 1}, {"minAvailable": 2}, {"unhealthyPodEvictionPolicy": "AlwaysAllow"}):
+        values = {"global": {"defaultPodDisruptionBudget": {"enabled": False}}, "pdb": pdb}
+        error = helm.template_error("istiod", values)
+        assert "global.defaultPodDisruptionBudget.enabled is false" in error and "pdb.*" in error, pdb
+    switched_off = render(helm, {"global": {"defaultPodDisruptionBudget": {"enabled": False}}})
+    assert [o for o in switched_off if o["kind"] == "PodDisruptionBudget"] == []
