@@ -144,3 +144,28 @@ def test_served_repository_works_with_repo_add_search_and_pull_verify(
             assert missing.stdout == "404"
     finally:
         server.stop()
+
+
+# The release key was rotated after 1.12.1 (README: "Rotating the signing key"): older archives keep the
+# old key's signature, newer ones carry the new key's, and meshcharts.asc holds both public keys.
+OLD_KEY = "C2BF2DAB675122AA99FB0F45F65A6209FAE0A292"
+
+
+def test_every_published_archive_verifies_with_the_published_keys_old_and_new(
+    helm: Helm, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import yaml
+
+    home = tmp_path_factory.mktemp("published-keys")
+    keyring = repo.public_keyring(REPO / repo.PUBLIC_KEY, home / "pubring.gpg", home)
+    suite = yaml.safe_load((REPO / "generator" / "specs" / "suite.yaml").read_text())
+    current = suite["signKey"]["fingerprint"]
+    signers: dict[str, str] = {}
+    for archive in sorted((REPO / "packages").glob("*.tgz")):
+        out = helm.run("verify", str(archive), "--keyring", str(keyring)).stdout
+        (fingerprint,) = [line.split()[-1] for line in out.splitlines() if "Fingerprint" in line]
+        signers[archive.name] = fingerprint
+    assert set(signers.values()) == {OLD_KEY, current}, signers
+    assert {name for name, key in signers.items() if key == OLD_KEY} == {
+        f"{chart}-{version}.tgz" for chart in ("base", "gateway", "istiod") for version in ("1.12.0", "1.12.1")
+    }
