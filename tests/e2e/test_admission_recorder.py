@@ -14,7 +14,13 @@ from kubernetes.client.exceptions import ApiException
 from meshcharts import cluster
 from meshcharts.testing.admission import AdmissionRecorder, RecorderError, adopt_stale_webhooks, patch_ca_bundle, where
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.slow,
+    pytest.mark.local_only(
+        "the recorder listens on this host's loopback, which a kind or remote API server cannot reach"
+    ),
+]
 
 
 def _unique(prefix: str) -> str:
