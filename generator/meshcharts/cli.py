@@ -31,16 +31,20 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from meshcharts.paths import find_root
 
     layout = find_root()
+    trees = ", ".join(line.charts_label for line in layout.every_line())
     if args.check:
-        drift = write.check(layout)
+        drift = write.check_all(layout)
         if drift:
             sys.stdout.write(drift)
-            _say("charts/ differs from what generator/specs renders; run `meshcharts generate` to update it")
+            _say(
+                f"generated charts differ from what generator/specs (and generator/lines) render ({trees}); "
+                "run `meshcharts generate` to update them"
+            )
             return 1
-        _say("charts/ matches generator/specs")
+        _say(f"{trees} match generator/specs and generator/lines")
         return 0
-    changed = write.generate(layout)
-    _say(f"generated charts/: {len(changed)} file(s) changed" + "".join(f"\n  {p}" for p in changed))
+    for label, changed in write.generate_all(layout).items():
+        _say(f"generated {label}: {len(changed)} file(s) changed" + "".join(f"\n  {p}" for p in changed))
     return 0
 
 
