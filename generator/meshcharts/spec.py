@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from meshcharts import _yaml
+from meshcharts import crds as crd_module
 from meshcharts.errors import Problem, SpecError
 from meshcharts.paths import Layout
 
@@ -484,7 +485,7 @@ def _read_templates(root: Path) -> dict[str, str]:
 
 
 _LINE_SUITE_KEYS = {"version", "kubeVersion", "hub"}
-_LINE_KEYS = {"apiVersion", "kind", "line", "basedOn", "suite", "features", "charts"}
+_LINE_KEYS = {"apiVersion", "kind", "line", "basedOn", "suite", "features", "crds", "charts"}
 _LINE_CHART_KEYS = {"changes", "values", "groups", "templates"}
 _LINE_VALUE_OPS = {"add", "change", "deprecate", "remove"}
 
@@ -495,6 +496,7 @@ class _Overlay:
     suite: Mapping[str, Any]
     charts: Mapping[str, Mapping[str, Any]]
     features: tuple[str, ...] = ()
+    crds: crd_module.LinePatch | None = None
 
 
 def _load_overlay(c: _Collector, path: Path, where: str, line: str) -> _Overlay:
@@ -516,7 +518,25 @@ def _load_overlay(c: _Collector, path: Path, where: str, line: str) -> _Overlay:
     if not isinstance(features, dict) or not all(isinstance(v, str) and v.strip() for v in features.values()):
         c.add(f"{where}:features", "must map each feature name to what it changes")
         features = {}
-    return _Overlay(where, suite, sections, tuple(str(k) for k in features))
+    crds = c.mapping(d.get("crds", {}) or {}, f"{where}:crds", {"versions", "fields"}, set())
+    patch = crd_module.LinePatch(
+        f"{where}:crds",
+        tuple(sorted((path.parent / "crds").glob("*.yaml"))),
+        c.mapping(crds.get("versions", {}) or {}, f"{where}:crds.versions", set(crds.get("versions") or {}), set()),
+        c.mapping(crds.get("fields", {}) or {}, f"{where}:crds.fields", set(crds.get("fields") or {}), set()),
+    )
+    return _Overlay(where, suite, sections, tuple(str(k) for k in features), patch)
+
+
+def line_crd_patch(layout: Layout) -> crd_module.LinePatch | None:
+    """The API-type changes of `layout`'s release line (None for the base line); SpecError if its overlay is bad."""
+    if layout.line is None or layout.overlay is None:
+        return None
+    c = _Collector()
+    overlay = _load_overlay(c, layout.overlay, layout.overlay.relative_to(layout.root).as_posix(), layout.line)
+    if c.problems:
+        raise SpecError(c.problems)
+    return overlay.crds
 
 
 def _overlay_chart(
@@ -662,10 +682,8 @@ def load(layout: Layout) -> Model:
     descriptions: tuple[str, ...] = ()
     crd_dir = layout.specs / "crds"
     if any(crd_dir.glob("*.yaml")):
-        from meshcharts import crds as crd_module
-
         try:
-            types = crd_module.load_api_types(crd_dir)
+            types = crd_module.load_api_types(crd_dir, overlay.crds if overlay is not None else None)
             crds = tuple(crd_module.render_crd(t) for t in types)
             examples = tuple(crd_module.examples(t) for t in types)
             descriptions = tuple(t.description for t in types)
