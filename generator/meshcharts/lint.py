@@ -534,4 +534,57 @@ def run(layout: Layout, *, charts: Sequence[str] = spec.CHART_NAMES, helm: Helm 
             findings.extend(problems)
             notes.extend(more_notes)
             compared.append(f"{chart} {version} -> {WORKING_TREE} ({', '.join(old.renders)})")
+    previous = layout
+    for line in layout.every_line()[1:]:
+        # A problem of the shared specs shows in every line; it is reported once.
+        seen = {(p.where, p.message) for p in findings}
+        more = check_line(previous, line, charts, helm, compared, notes)
+        findings.extend(p for p in more if (p.where, p.message) not in seen)
+        previous = line
     return Report(findings, compared, notes)
+
+
+def check_line(
+    previous: Layout,
+    line: Layout,
+    charts: Sequence[str],
+    helm: Helm,
+    compared: list[str],
+    notes: list[str],
+) -> list[Problem]:
+    """A release line after `previous`: its specs load, its tree matches them, its values are all read, and
+    upgrading each chart from the previous line's tree to this one breaks nothing `compare` checks
+    (selectors, Service ports, CRD versions and fields, values keys), as `helm upgrade` across minors needs."""
+    model = spec.load(line)
+    files, usage = render.render_tree(model)
+    sources = {model.chart(name).source for name in charts}
+    findings = [p for p in usage if p.where.split(":", 1)[0] in sources]
+    overlay = line.overlay.relative_to(line.root).as_posix() if line.overlay else "the line's overlay"
+    marker = f"+++ b/{line.charts_label}"
+    changed = sorted(
+        {
+            text[len("+++ b/") :]
+            for text in write.diff(line, files).splitlines()
+            if text.startswith(marker) and _in_charts(text[len(marker) :], charts)
+        }
+    )
+    if changed:
+        findings.append(
+            Problem(
+                line.charts_label,
+                f"differs from what generator/specs with {overlay} renders in "
+                + ", ".join(changed)
+                + " (`meshcharts generate --check` shows the diff, `meshcharts generate` fixes it)",
+            )
+        )
+    for chart in charts:
+        deprecated = {v.path: v.deprecated for v in model.chart(chart).values if v.deprecated}
+        old = snapshot_tree(previous, helm, chart)
+        new = snapshot_tree(line, helm, chart)
+        old = Snapshot(chart, previous.charts_label, old.renders, old.values)
+        new = Snapshot(chart, line.charts_label, new.renders, new.values)
+        problems, more_notes = compare(old, new, deprecated, source=overlay)
+        findings.extend(problems)
+        notes.extend(more_notes)
+        compared.append(f"{chart} {previous.charts_label} -> {line.charts_label} ({', '.join(old.renders)})")
+    return findings

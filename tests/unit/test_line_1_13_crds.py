@@ -71,3 +71,14 @@ def test_a_bad_line_patch_is_refused_naming_the_field(fields: dict[str, Any], me
         load_api_types(CRDS_DIR, patch)
     assert message in str(err.value)
     assert "generator/lines/9.9/line.yaml:crds" in str(err.value)
+
+
+def test_a_line_cannot_replace_a_base_kind_to_drop_a_field(tmp_path: Path) -> None:
+    """A removed field would be the way to lose stored data: a line's own kind file may not shadow a base one."""
+    copy = tmp_path / "wasmplugin.yaml"
+    text = (CRDS_DIR / "wasmplugin.yaml").read_text()
+    assert "  sha256: string\n" in text
+    copy.write_text(text.replace("  sha256: string\n", ""))
+    with pytest.raises(SpecError) as err:
+        load_api_types(CRDS_DIR, LinePatch("generator/lines/9.9/line.yaml:crds", files=(copy,)))
+    assert "wasmplugin.yaml is also in" in str(err.value)
