@@ -290,7 +290,8 @@ def _suite_default(value: Any, suite: Suite | None) -> Any:
 
 
 def _load_value(c: _Collector, path: str, data: Any, where: str, suite: Suite | None = None) -> Value | None:
-    vw = f"{where}:values.{path}"
+    # A value a line's overlay declared is located at its key there (`line.yaml:charts.x.values.add`).
+    vw = f"{where}.{path}" if ":" in where else f"{where}:values.{path}"
     if isinstance(data, dict) and "default" in data:
         data = {**data, "default": _suite_default(data["default"], suite)}
     if not _KEY_RE.match(path):
@@ -560,19 +561,19 @@ def _overlay_chart(
             c.add(f"{where}.values.add.{path}", f"already declared in {base_where}; use change")
             continue
         values[path] = decl
-        sources[path] = where
+        sources[path] = f"{where}.values.add"
     for path, decl in (ops.get("change") or {}).items():
         if path not in values or not isinstance(values[path], dict) or not isinstance(decl, dict):
             c.add(f"{where}.values.change.{path}", f"not declared in {base_where} (or not a mapping); use add")
             continue
         values[path] = {**values[path], **decl}
-        sources[path] = where
+        sources[path] = f"{where}.values.change"
     for path, text in (ops.get("deprecate") or {}).items():
         if path not in values or not isinstance(values[path], dict):
             c.add(f"{where}.values.deprecate.{path}", f"not declared in {base_where}")
             continue
         values[path] = {**values[path], "deprecated": text}
-        sources[path] = where
+        sources[path] = f"{where}.values.deprecate"
     for path in ops.get("remove") or []:
         decl = values.get(path)
         if not isinstance(decl, dict):
