@@ -545,8 +545,8 @@ def _overlay_chart(
 ) -> tuple[Any, dict[str, str]]:
     """The chart's spec data with the line's changes applied, and which values the overlay declared.
 
-    add: new keys; change: declaration keys replaced (a new default, doc, type); deprecate: key -> what to
-    use instead; remove: keys the base line already deprecated (a value is deprecated for a line before
+    add: new keys; change: declaration keys replaced (a new default, doc, type; null drops one); deprecate:
+    key -> what to use instead; remove: keys the base line already deprecated (a value is deprecated for a line before
     any later line removes it). groups take add and remove the same way; changes replace the list, since
     a line's Chart.yaml tells what that line changed.
     """
@@ -566,7 +566,9 @@ def _overlay_chart(
         if path not in values or not isinstance(values[path], dict) or not isinstance(decl, dict):
             c.add(f"{where}.values.change.{path}", f"not declared in {base_where} (or not a mapping); use add")
             continue
-        values[path] = {**values[path], **decl}
+        # `key: null` drops a declaration key (a readBy once a template reads the value); a null default stays.
+        merged = {**values[path], **decl}
+        values[path] = {k: v for k, v in merged.items() if v is not None or k == "default"}
         sources[path] = f"{where}.values.change"
     for path, text in (ops.get("deprecate") or {}).items():
         if path not in values or not isinstance(values[path], dict):

@@ -4,6 +4,7 @@ and the default object set under the same names, with the same deliberate differ
 
 from __future__ import annotations
 
+import csv
 import json
 from typing import Any
 
@@ -131,3 +132,54 @@ def test_line_charts_lint_strict(helm: Helm) -> None:
     for chart in RELEASES:
         proc = helm.run("lint", "--strict", str(LINE / chart))
         assert "0 chart(s) failed" in proc.stdout + proc.stderr, chart
+
+
+def _values_read() -> list[dict[str, str]]:
+    lines = [
+        line
+        for line in (REPO / "tests" / "data" / "istio-1.13-values-read.tsv").read_text().splitlines()
+        if not line.startswith("#")
+    ]
+    return list(csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+# A value of the right kind for each key Istio 1.13 read without declaring it.
+READ_SAMPLES: dict[str, Any] = {
+    "base.validationURL": "https://validation.example.com:443/validate",
+    "global.configValidation": True,
+    "global.proxy.capNetBindService": True,
+    "global.proxy.lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}},
+    "global.trustDomain": "example.org",
+    "istio_cni.chained": True,
+    "istio_cni.enabled": True,
+    "meshConfig.defaultConfig.tracing": {"sampling": 10.0},
+    "telemetry.v2.stackdriver.inboundAccessLogging": "FULL",
+    "telemetry.v2.stackdriver.outboundAccessLogging": "ERRORS_ONLY",
+    "imagePullSecrets": [{"name": "pull"}],
+    "pilot.enabled": False,
+    "pilot.env.MCS_API_GROUP": "mcs.example.io",
+}
+
+
+@pytest.mark.parametrize("row", _values_read(), ids=lambda r: f"{r['chart']}-{r['key']}")
+def test_every_value_istio_1_13_read_undeclared_is_accepted(helm: Helm, row: dict[str, str]) -> None:
+    value = READ_SAMPLES[row["key"]]
+    extra = {"global": {"remotePilotAddress": "10.1.2.3"}} if row["key"] == "pilot.enabled" else {}
+    values = {**nested({row["key"]: value}), **extra}
+    assert render(helm, row["chart"], values)
+
+
+@pytest.mark.parametrize(
+    ("enabled", "name"), [(None, "istiod-remote"), (True, "istiod-remote"), (False, "istiod")], ids=str
+)
+def test_pilot_enabled_names_the_remote_control_plane_as_istio_1_13(
+    helm: Helm, enabled: bool | None, name: str
+) -> None:
+    values: dict[str, Any] = {"global": {"remotePilotAddress": "10.1.2.3"}}
+    if enabled is not None:
+        values["pilot"] = {"enabled": enabled}
+    base = render(helm, "base", values)
+    assert {o["metadata"]["name"] for o in base if o["kind"] in ("Service", "Endpoints")} == {name}
+    istiod = render(helm, "istiod", values)
+    mesh = next(o for o in istiod if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "istio")
+    assert f"discoveryAddress: {name}.istio-system.svc:15012" in mesh["data"]["mesh"]

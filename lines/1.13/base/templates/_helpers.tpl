@@ -13,7 +13,11 @@ istiod{{ if and .Values.defaultRevision (ne .Values.defaultRevision "default") }
 {{/* The Service through which this cluster's proxies reach a control plane at global.remotePilotAddress:
      istiod-remote beside an istiod of this cluster, istiod itself when the control plane is external. */}}
 {{- define "base.remoteIstiodName" -}}
-{{ ternary "istiod" "istiod-remote" .Values.global.externalIstiod }}
+{{- if kindIs "invalid" .Values.pilot.enabled }}
+{{- ternary "istiod" "istiod-remote" .Values.global.externalIstiod }}
+{{- else }}
+{{- ternary "istiod-remote" "istiod" .Values.pilot.enabled }}
+{{- end }}
 {{- end }}
 
 {{/* "true" when global.remotePilotAddress is an IPv4 address (an Endpoints can hold it), else "". */}}

@@ -154,7 +154,9 @@ defaultConfig:
   tracing: {}
   {{- end }}
   {{- if .Values.global.remotePilotAddress }}
-  discoveryAddress: {{ printf "%s.%s.svc:15012" (ternary "istiod" "istiod-remote" .Values.global.externalIstiod) .Release.Namespace }}
+  {{- $remote := ternary "istiod" "istiod-remote" .Values.global.externalIstiod }}
+  {{- if not (kindIs "invalid" .Values.pilot.enabled) }}{{ $remote = ternary "istiod-remote" "istiod" .Values.pilot.enabled }}{{ end }}
+  discoveryAddress: {{ printf "%s.%s.svc:15012" $remote .Release.Namespace }}
   {{- else }}
   discoveryAddress: {{ printf "%s.%s.svc:15012" (include "istiod.name" .) .Release.Namespace }}
   {{- end }}
