@@ -524,16 +524,35 @@ def run(layout: Layout, *, charts: Sequence[str] = spec.CHART_NAMES, helm: Helm 
     helm = helm or Helm(major=4)
     compared: list[str] = []
     notes: list[str] = []
+    lines = {line.line: line for line in layout.every_line()[1:]}
+    line_models: dict[str, spec.Model] = {}
     for chart in charts:
         source = model.chart(chart).source
         deprecated = {v.path: v.deprecated for v in model.chart(chart).values if v.deprecated}
         current = snapshot_tree(layout, helm, chart)
+        line_trees: dict[str, Snapshot] = {}
         for version, archive in published(layout, chart):
+            # A version of a later line is held to that line's tree (its patch releases come from there);
+            # any other, of the base line or an older one, to charts/.
+            minor = ".".join(version.split(".")[:2])
+            target, label = current, WORKING_TREE
+            chart_source, chart_deprecated = source, deprecated
+            line = lines.get(minor) if minor != model.suite.line else None
+            if line is not None:
+                if minor not in line_models:
+                    line_models[minor] = spec.load(line)
+                if minor not in line_trees:
+                    tree = snapshot_tree(line, helm, chart)
+                    line_trees[minor] = Snapshot(chart, line.charts_label, tree.renders, tree.values)
+                target, label = line_trees[minor], line.charts_label
+                line_chart = line_models[minor].chart(chart)
+                chart_source = line.overlay.relative_to(line.root).as_posix() if line.overlay else source
+                chart_deprecated = {v.path: v.deprecated for v in line_chart.values if v.deprecated}
             old = snapshot_archive(layout, helm, archive, chart, version)
-            problems, more_notes = compare(old, current, deprecated, source=source)
+            problems, more_notes = compare(old, target, chart_deprecated, source=chart_source)
             findings.extend(problems)
             notes.extend(more_notes)
-            compared.append(f"{chart} {version} -> {WORKING_TREE} ({', '.join(old.renders)})")
+            compared.append(f"{chart} {version} -> {label} ({', '.join(old.renders)})")
     previous = layout
     for line in layout.every_line()[1:]:
         # A problem of the shared specs shows in every line; it is reported once.
