@@ -154,3 +154,18 @@ def test_the_repository_lines_are_ordered_and_1_13_changes_the_suite() -> None:
     model = spec.load(layout.for_line("1.13"))
     assert (model.suite.version, model.suite.line) == ("1.13.0", "1.13")
     assert "mcsApiGroupFromEnv" in model.features and not spec.load(layout).features
+
+
+def test_the_upgrade_report_shows_paths_as_a_from_to_matrix() -> None:
+    from meshcharts.upgrade import PathResult, matrix_markdown
+
+    results = [
+        PathResult("gateway", "1.12.0", "1.12.2", "default", "same-values", "helm4", "passed", 1.0),
+        PathResult("gateway", "1.12.1", "1.12.2", "default", "same-values", "helm4", "passed", 1.0),
+        PathResult("gateway", "1.12.1", "1.13.0", "default", "same-values", "helm4", "passed", 1.0),
+        PathResult("gateway", "1.12.1", "1.13.0", "default", "reuse-values", "helm4", "failed", 1.0),
+    ]
+    table = matrix_markdown(results)
+    assert "| from \\ to | 1.12.2 | 1.13.0 |" in table
+    assert "| 1.12.0 | 1/1 |  |" in table
+    assert "| 1.12.1 | 1/1 | 1/2 (**default/reuse-values/helm4 failed**) |" in table
