@@ -18,10 +18,17 @@ import yaml
 
 from meshcharts import index, package, upgrade
 from meshcharts.helm import Helm
+from meshcharts.testing import waits
 from meshcharts.testing.admission import AdmissionRecorder
 from meshcharts.testing.plugin import Kube
-from tests.e2e.conftest import BASE_RELEASE
+from tests.e2e.conftest import BASE_RELEASE, istiod_values
 from tests.upgrade.conftest import REPO
+from tests.upgrade.test_canary_and_migration import (
+    canary_slate,  # noqa: F401 - the fixture, used by name
+    dry_run_reaches,
+    labelled_objects,
+    pod,
+)
 from tests.upgrade.test_upgrade_paths import (
     WEBHOOK_KINDS,
     base_slate,  # noqa: F401 - the fixture, used by name
@@ -187,3 +194,88 @@ def run(
             assert names and all(name.endswith("-1.13") for name in names), names
     finally:
         helm.uninstall(release, namespace=namespace, wait=True, timeout=120)
+
+
+@pytest.mark.usefixtures("canary_slate")
+def test_canary_from_1_12_to_a_1_13_revision_moving_a_revision_tag(
+    mesh_helm: Helm,
+    kube: Kube,
+    recorder: AdmissionRecorder,
+    chart_repo: str,
+    mesh_namespace: str,
+    tmp_path: Path,
+) -> None:
+    """Istio's recommended move across minors: base (CRDs) of the new line first, a 1.13 revision beside the
+    1.12 control plane, the `prod` revision tag moved to it, namespaces switched, the old revision removed."""
+    old = max((p.from_version for p in cross_minor_paths() if p.chart == "istiod"), key=_version)
+    ns = BASE_RELEASE[1]
+    old_rev, new_rev = f"r{old.replace('.', '-')}", "r1-13"
+    mesh_helm.install(BASE_RELEASE[0], LINE / "base", namespace=ns, wait=True, set_values={"defaultRevision": old_rev})
+    values_a = tmp_path / "a.yaml"
+    values_a.write_text(yaml.safe_dump(istiod_values(recorder, old_rev, revisionTags=["prod"])))
+    mesh_helm.install(
+        "istiod-a", "istiod", namespace=ns, version=old, values=[values_a], wait=True, extra=("--repo", chart_repo)
+    )
+    values_b = tmp_path / "b.yaml"
+    values_b.write_text(yaml.safe_dump(istiod_values(recorder, new_rev)))
+    mesh_helm.install("istiod-b", LINE / "istiod", namespace=ns, values=[values_b], wait=True)
+    trust_releases(mesh_helm, kube, recorder, ns)
+    waits.deployment_available(kube.apps, ns, f"istiod-{old_rev}")
+    waits.deployment_available(kube.apps, ns, f"istiod-{new_rev}")
+
+    kube.core.patch_namespace(mesh_namespace, {"metadata": {"labels": {"istio.io/rev": "prod"}}})
+    waits.wait_until(
+        lambda: dry_run_reaches(kube, recorder, mesh_namespace, f"/inject/{old_rev}"),
+        condition="the API server to route the prod-tagged namespace to the 1.12 revision",
+        timeout=30,
+    )
+    pod(kube, mesh_namespace, "on-1-12")
+    # The tag moves: the 1.12 release gives it up, the 1.13 release takes it.
+    mesh_helm.upgrade(
+        "istiod-a",
+        "istiod",
+        namespace=ns,
+        wait=True,
+        extra=("--repo", chart_repo, "--version", old, "--reuse-values", "--set-json", "revisionTags=[]"),
+    )
+    trust_releases(mesh_helm, kube, recorder, ns)
+    mesh_helm.upgrade(
+        "istiod-b", LINE / "istiod", namespace=ns, wait=True, extra=("--reuse-values", "--set", "revisionTags={prod}")
+    )
+    trust_releases(mesh_helm, kube, recorder, ns)
+    waits.wait_until(
+        lambda: dry_run_reaches(kube, recorder, mesh_namespace, f"/inject/{new_rev}"),
+        condition="the API server to route the prod-tagged namespace to the 1.13 revision",
+        timeout=30,
+    )
+    pod(kube, mesh_namespace, "on-1-13")
+    by_pod: dict[str, set[str]] = {}
+    for r in recorder.requests(kind="Pod", namespace=mesh_namespace):
+        if not r.dry_run:
+            by_pod.setdefault(r.name, set()).add(r.path)
+    assert by_pod == {"on-1-12": {f"/inject/{old_rev}"}, "on-1-13": {f"/inject/{new_rev}"}}
+
+    mesh_helm.upgrade(
+        BASE_RELEASE[0],
+        LINE / "base",
+        namespace=ns,
+        wait=True,
+        extra=("--reuse-values", "--set", f"defaultRevision={new_rev}"),
+    )
+    validator = kube.admission.read_validating_webhook_configuration("istiod-default-validator")
+    assert validator.webhooks[0].client_config.service.name == f"istiod-{new_rev}"
+    mesh_helm.uninstall("istiod-a", namespace=ns, wait=True)
+    dangling = [f"{kind} {name}" for kind, name in labelled_objects(kube) if old_rev in name]
+    assert dangling == []
+    waits.deployment_available(kube.apps, ns, f"istiod-{new_rev}")
+
+
+def trust_releases(helm: Helm, kube: Kube, recorder: AdmissionRecorder, namespace: str) -> None:
+    """What each istiod does once it serves: its CA in every webhook configuration of its release."""
+    for release in ("istiod-a", "istiod-b", BASE_RELEASE[0]):
+        if release in helm.run(["list", "--namespace", namespace, "--short"]).split():
+            trust(kube, recorder, manifest_objects(helm, release, namespace))
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
