@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from meshcharts.errors import MeshchartsError, UsageError
 
 if TYPE_CHECKING:
+    from meshcharts.paths import Layout
     from meshcharts.tools import Progress
 
 Handler = Callable[[argparse.Namespace], int]
@@ -26,21 +27,35 @@ def _show(text: str) -> None:
     print(text, flush=True)
 
 
+def _line(layout: Layout, line: str | None) -> Layout:
+    """The release line `line` of the tree (None: the base line, charts/); a usage error names the known ones."""
+    if line is None:
+        return layout
+    if line not in layout.lines():
+        known = ", ".join(layout.lines()) or "none"
+        raise UsageError(f"no release line {line!r} (generator/lines/{line}/line.yaml); known lines: {known}")
+    return layout.for_line(line)
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from meshcharts import write
     from meshcharts.paths import find_root
 
     layout = find_root()
+    trees = ", ".join(line.charts_label for line in layout.every_line())
     if args.check:
-        drift = write.check(layout)
+        drift = write.check_all(layout)
         if drift:
             sys.stdout.write(drift)
-            _say("charts/ differs from what generator/specs renders; run `meshcharts generate` to update it")
+            _say(
+                f"generated charts differ from what generator/specs (and generator/lines) render ({trees}); "
+                "run `meshcharts generate` to update them"
+            )
             return 1
-        _say("charts/ matches generator/specs")
+        _say(f"{trees} match generator/specs and generator/lines")
         return 0
-    changed = write.generate(layout)
-    _say(f"generated charts/: {len(changed)} file(s) changed" + "".join(f"\n  {p}" for p in changed))
+    for label, changed in write.generate_all(layout).items():
+        _say(f"generated {label}: {len(changed)} file(s) changed" + "".join(f"\n  {p}" for p in changed))
     return 0
 
 
@@ -168,12 +183,12 @@ def _cmd_package(args: argparse.Namespace) -> int:
     from meshcharts import repo
     from meshcharts.paths import find_root
 
-    layout = find_root()
+    layout = _line(find_root(), args.line)
     results = repo.package_all(layout)
     for result in results:
         _say(f"packaged {result.archive.relative_to(layout.root)}")
     if not results:
-        _say("every chart version in charts/ is already packaged with identical bytes")
+        _say(f"every chart version in {layout.charts_label} is already packaged with identical bytes")
     return 0
 
 
@@ -220,7 +235,7 @@ def _cmd_release(args: argparse.Namespace) -> int:
     from meshcharts import repo
     from meshcharts.paths import find_root
 
-    layout = find_root()
+    layout = _line(find_root(), args.line)
     report = repo.release(
         layout, sign_key=_sign_key(args), gnupg_home=Path(args.gnupg_home) if args.gnupg_home else None
     )
@@ -362,6 +377,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _add_repo_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pkg = sub.add_parser("package", help="archive chart versions not yet published; never change a published one")
+    pkg.add_argument("--line", help="package this line's lines/<LINE>/ (default: the base line, charts/)")
     pkg.set_defaults(handler=_cmd_package)
     idx = sub.add_parser("index", help="merge packages/ into index.yaml, keeping existing entries byte-stable")
     idx.add_argument("--verify", action="store_true", help="check every URL resolves and every digest matches")
@@ -377,6 +393,7 @@ def _add_repo_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     rel = sub.add_parser("release", help="generate --check, package, sign and index in one step")
     rel.add_argument("--sign-key", help="GnuPG key to sign with (default: $MESHCHARTS_SIGN_KEY)")
     rel.add_argument("--gnupg-home", help="GnuPG home holding the key (default: gpg's own)")
+    rel.add_argument("--line", help="release this line's lines/<LINE>/ (default: the base line, charts/)")
     rel.set_defaults(handler=_cmd_release)
     srv = sub.add_parser("serve", help="serve the repository over HTTP for helm repo add")
     srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback)")

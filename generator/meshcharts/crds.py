@@ -709,8 +709,50 @@ def _expandable(expr: TypeExpr, types: Mapping[str, TypeExpr], stack: tuple[str,
     return True
 
 
-def load_api_types(crds_dir: Path) -> list[APIType]:
-    """Every APIType under `crds_dir`, sorted by CRD name; SpecError lists every problem found."""
+@dataclass(frozen=True)
+class LinePatch:
+    """What a release line changes in the API types: the `crds:` section of generator/lines/<line>/line.yaml.
+
+    Fields are only added and versions only replaced, never a field removed: a CRD losing a field would
+    drop it from stored objects on upgrade (`meshcharts lint` refuses that across published versions).
+    """
+
+    where: str  # the overlay's `crds` key, as reported in problems
+    files: tuple[Path, ...] = ()  # new API kinds, generator/lines/<line>/crds/*.yaml
+    versions: Mapping[str, Any] = field(default_factory=dict)  # file stem -> the kind's whole versions list
+    fields: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # file stem -> {path below spec: type}
+
+
+def _add_field(spec: Any, path: str, expr: Any, where: str, problems: _Problems) -> None:
+    """Add `expr` at `path` below a kind's raw spec; `x[]` steps into the item of the list field x."""
+    *parents, last = path.split(".")
+    node = spec
+    for part in parents:
+        name, is_list = (part[:-2], True) if part.endswith("[]") else (part, False)
+        child = node.get(name) if isinstance(node, dict) else None
+        if is_list:
+            child = child[0] if isinstance(child, list) and len(child) == 1 else None
+        if not isinstance(child, dict):
+            problems.add(where, f"{path}: {part!r} is not an inline object field of the base spec")
+            return
+        node = child
+    if last in node:
+        problems.add(where, f"{path}: already a field of the base spec")
+        return
+    node[last] = expr
+
+
+def _patch(data: dict[str, Any], stem: str, patch: LinePatch, problems: _Problems) -> dict[str, Any]:
+    if stem in patch.versions:
+        data = {**data, "versions": patch.versions[stem]}
+    for path, expr in (patch.fields.get(stem) or {}).items():
+        _add_field(data.get("spec"), str(path), expr, f"{patch.where}.fields.{stem}", problems)
+    return data
+
+
+def load_api_types(crds_dir: Path, patch: LinePatch | None = None) -> list[APIType]:
+    """Every APIType under `crds_dir`, with a release line's `patch`, sorted by CRD name; SpecError lists
+    every problem found."""
     problems = _Problems()
     base = crds_dir.parent
     shared: dict[str, tuple[_File, TypeExpr]] = {}
@@ -719,11 +761,21 @@ def load_api_types(crds_dir: Path) -> list[APIType]:
     paths = sorted(crds_dir.glob("*.yaml"))
     if not paths:
         problems.add(str(crds_dir), "no type specs (*.yaml) found")
+    if patch is not None:
+        stems = {p.stem for p in paths}
+        for extra in patch.files:
+            if extra.stem in stems:
+                problems.add(str(extra), f"{extra.name} is also in {crds_dir}: a line adds API kinds, patches others")
+        for stem in sorted({*patch.versions, *patch.fields} - stems):
+            problems.add(patch.where, f"{stem!r} is not an API kind file of {crds_dir.name}/")
+        paths += [p for p in patch.files if p.stem not in stems]
     for path in paths:
         where = str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
         data = _read(path, where, problems)
         if data is None:
             continue
+        if patch is not None and not path.name.startswith("_"):
+            data = _patch(data, path.stem, patch, problems)
         file = _File(where=where, stem=path.stem, data=data)
         if path.name.startswith("_"):
             _check_header(data, where, "APITypes", problems)

@@ -524,14 +524,86 @@ def run(layout: Layout, *, charts: Sequence[str] = spec.CHART_NAMES, helm: Helm 
     helm = helm or Helm(major=4)
     compared: list[str] = []
     notes: list[str] = []
+    lines = {line.line: line for line in layout.every_line()[1:]}
+    line_models: dict[str, spec.Model] = {}
     for chart in charts:
         source = model.chart(chart).source
         deprecated = {v.path: v.deprecated for v in model.chart(chart).values if v.deprecated}
         current = snapshot_tree(layout, helm, chart)
+        line_trees: dict[str, Snapshot] = {}
         for version, archive in published(layout, chart):
+            # A version of a later line is held to that line's tree (its patch releases come from there);
+            # any other, of the base line or an older one, to charts/.
+            minor = ".".join(version.split(".")[:2])
+            target, label = current, WORKING_TREE
+            chart_source, chart_deprecated = source, deprecated
+            line = lines.get(minor) if minor != model.suite.line else None
+            if line is not None:
+                if minor not in line_models:
+                    line_models[minor] = spec.load(line)
+                if minor not in line_trees:
+                    tree = snapshot_tree(line, helm, chart)
+                    line_trees[minor] = Snapshot(chart, line.charts_label, tree.renders, tree.values)
+                target, label = line_trees[minor], line.charts_label
+                line_chart = line_models[minor].chart(chart)
+                chart_source = line.overlay.relative_to(line.root).as_posix() if line.overlay else source
+                chart_deprecated = {v.path: v.deprecated for v in line_chart.values if v.deprecated}
             old = snapshot_archive(layout, helm, archive, chart, version)
-            problems, more_notes = compare(old, current, deprecated, source=source)
+            problems, more_notes = compare(old, target, chart_deprecated, source=chart_source)
             findings.extend(problems)
             notes.extend(more_notes)
-            compared.append(f"{chart} {version} -> {WORKING_TREE} ({', '.join(old.renders)})")
+            compared.append(f"{chart} {version} -> {label} ({', '.join(old.renders)})")
+    previous = layout
+    for line in layout.every_line()[1:]:
+        # A problem of the shared specs shows in every line; it is reported once.
+        seen = {(p.where, p.message) for p in findings}
+        more = check_line(previous, line, charts, helm, compared, notes)
+        findings.extend(p for p in more if (p.where, p.message) not in seen)
+        previous = line
     return Report(findings, compared, notes)
+
+
+def check_line(
+    previous: Layout,
+    line: Layout,
+    charts: Sequence[str],
+    helm: Helm,
+    compared: list[str],
+    notes: list[str],
+) -> list[Problem]:
+    """A release line after `previous`: its specs load, its tree matches them, its values are all read, and
+    upgrading each chart from the previous line's tree to this one breaks nothing `compare` checks
+    (selectors, Service ports, CRD versions and fields, values keys), as `helm upgrade` across minors needs."""
+    model = spec.load(line)
+    files, usage = render.render_tree(model)
+    sources = {model.chart(name).source for name in charts}
+    findings = [p for p in usage if p.where.split(":", 1)[0] in sources]
+    overlay = line.overlay.relative_to(line.root).as_posix() if line.overlay else "the line's overlay"
+    marker = f"+++ b/{line.charts_label}"
+    changed = sorted(
+        {
+            text[len("+++ b/") :]
+            for text in write.diff(line, files).splitlines()
+            if text.startswith(marker) and _in_charts(text[len(marker) :], charts)
+        }
+    )
+    if changed:
+        findings.append(
+            Problem(
+                line.charts_label,
+                f"differs from what generator/specs with {overlay} renders in "
+                + ", ".join(changed)
+                + " (`meshcharts generate --check` shows the diff, `meshcharts generate` fixes it)",
+            )
+        )
+    for chart in charts:
+        deprecated = {v.path: v.deprecated for v in model.chart(chart).values if v.deprecated}
+        old = snapshot_tree(previous, helm, chart)
+        new = snapshot_tree(line, helm, chart)
+        old = Snapshot(chart, previous.charts_label, old.renders, old.values)
+        new = Snapshot(chart, line.charts_label, new.renders, new.values)
+        problems, more_notes = compare(old, new, deprecated, source=overlay)
+        findings.extend(problems)
+        notes.extend(more_notes)
+        compared.append(f"{chart} {previous.charts_label} -> {line.charts_label} ({', '.join(old.renders)})")
+    return findings

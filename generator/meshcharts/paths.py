@@ -11,9 +11,15 @@ from meshcharts.errors import UsageError
 
 @dataclass(frozen=True)
 class Layout:
-    """The fixed layout of a meshcharts tree (see ARCHITECTURE.md)."""
+    """The fixed layout of a meshcharts tree (see ARCHITECTURE.md).
+
+    `line` selects a release line other than the base one: its specs are generator/specs with the
+    overlay generator/lines/<line>/line.yaml applied, and its charts are generated into lines/<line>/
+    instead of charts/. Packages, index.yaml and the key are shared by every line.
+    """
 
     root: Path
+    line: str | None = None
 
     @property
     def specs(self) -> Path:
@@ -25,7 +31,33 @@ class Layout:
 
     @property
     def charts(self) -> Path:
-        return self.root / "charts"
+        return self.root / "charts" if self.line is None else self.root / "lines" / self.line
+
+    @property
+    def charts_label(self) -> str:
+        """charts/ or lines/<line>/, as messages name the generated tree."""
+        return self.charts.relative_to(self.root).as_posix() + "/"
+
+    @property
+    def lines_dir(self) -> Path:
+        return self.root / "generator" / "lines"
+
+    @property
+    def overlay(self) -> Path | None:
+        """The line's overlay spec, None for the base line."""
+        return None if self.line is None else self.lines_dir / self.line / "line.yaml"
+
+    def lines(self) -> list[str]:
+        """Every release line with an overlay, oldest first (the base line, generator/specs, is not listed)."""
+        names = [p.parent.name for p in self.lines_dir.glob("*/line.yaml")]
+        return sorted(names, key=lambda n: tuple(int(x) if x.isdigit() else 0 for x in n.split(".")))
+
+    def for_line(self, line: str | None) -> Layout:
+        return Layout(self.root, line)
+
+    def every_line(self) -> list[Layout]:
+        """The base line first, then each overlay line."""
+        return [Layout(self.root), *(Layout(self.root, name) for name in self.lines())]
 
     @property
     def packages(self) -> Path:

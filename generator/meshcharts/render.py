@@ -341,6 +341,7 @@ def _context(model: Model, chart: ChartSpec) -> dict[str, Any]:
         "values_table": values_table(chart),
         "crds": model.crds,
         "prefix": chart.name,
+        "features": model.features,
     }
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from meshcharts import _yaml
+from meshcharts import crds as crd_module
 from meshcharts.errors import Problem, SpecError
 from meshcharts.paths import Layout
 
@@ -171,6 +172,11 @@ class Suite:
     maintainers: tuple[Maintainer, ...]
     sign_key: Mapping[str, str] | None = None
 
+    @property
+    def line(self) -> str:
+        """The release line, `major.minor` of the version: names that Istio versions per line use it."""
+        return ".".join(self.version.split(".")[:2])
+
 
 @dataclass(frozen=True)
 class Model:
@@ -181,6 +187,8 @@ class Model:
     crd_examples: tuple[Mapping[str, Any], ...] = ()
     crd_descriptions: tuple[str, ...] = ()
     value_types: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # JSON schema by type name
+    # Behaviours a release line turns on in the shared templates (generator/lines/<line>/line.yaml features)
+    features: frozenset[str] = frozenset()
 
     def chart(self, name: str) -> ChartSpec:
         for chart in self.charts:
@@ -282,7 +290,8 @@ def _suite_default(value: Any, suite: Suite | None) -> Any:
 
 
 def _load_value(c: _Collector, path: str, data: Any, where: str, suite: Suite | None = None) -> Value | None:
-    vw = f"{where}:values.{path}"
+    # A value a line's overlay declared is located at its key there (`line.yaml:charts.x.values.add`).
+    vw = f"{where}.{path}" if ":" in where else f"{where}:values.{path}"
     if isinstance(data, dict) and "default" in data:
         data = {**data, "default": _suite_default(data["default"], suite)}
     if not _KEY_RE.match(path):
@@ -390,7 +399,12 @@ def _check_tree(c: _Collector, declared: list[str], groups: list[Group], where: 
             c.add(f"{where}:groups.{g.path}", "documents a group that holds no declared value")
 
 
-def _load_chart(c: _Collector, data: Any, where: str, suite: Suite | None = None) -> ChartSpec | None:
+def _load_chart(
+    c: _Collector, data: Any, where: str, suite: Suite | None = None, sources: Mapping[str, str] | None = None
+) -> ChartSpec | None:
+    """One chart's spec; `sources` names the file a value's declaration came from when a line's overlay
+    added or changed it, so its problems point there."""
+    sources = sources or {}
     _header(c, data, where, "ChartSpec")
     d = c.mapping(data, where, {"apiVersion", "kind", "chart", "values", "groups"}, {"chart", "values"})
     if not d:
@@ -424,7 +438,7 @@ def _load_chart(c: _Collector, data: Any, where: str, suite: Suite | None = None
         c.add(f"{where}:values", "must be a mapping of dotted keys to declarations")
     else:
         for path, decl in raw_values.items():
-            value = _load_value(c, str(path), decl, where, suite)
+            value = _load_value(c, str(path), decl, sources.get(str(path), where), suite)
             if value is not None:
                 values.append(value)
     groups = []
@@ -467,6 +481,138 @@ def _read_templates(root: Path) -> dict[str, str]:
     }
 
 
+# ---------------------------------------------------------------------------------------------
+# Release lines: generator/lines/<line>/line.yaml declares what a line changes from generator/specs
+
+
+_LINE_SUITE_KEYS = {"version", "kubeVersion", "hub"}
+_LINE_KEYS = {"apiVersion", "kind", "line", "basedOn", "suite", "features", "crds", "charts"}
+_LINE_CHART_KEYS = {"changes", "values", "groups", "templates"}
+_LINE_VALUE_OPS = {"add", "change", "deprecate", "remove"}
+
+
+@dataclass(frozen=True)
+class _Overlay:
+    where: str
+    suite: Mapping[str, Any]
+    charts: Mapping[str, Mapping[str, Any]]
+    features: tuple[str, ...] = ()
+    crds: crd_module.LinePatch | None = None
+
+
+def _load_overlay(c: _Collector, path: Path, where: str, line: str) -> _Overlay:
+    data, problems = _yaml.load_file(path, where)
+    c.problems.extend(problems)
+    _header(c, data, where, "Line")
+    d = c.mapping(data, where, _LINE_KEYS, {"line", "suite"})
+    if d and str(d.get("line")) != line:
+        c.add(f"{where}:line", f"must be {line!r}, the name of its folder")
+    suite = c.mapping(d.get("suite", {}), f"{where}:suite", _LINE_SUITE_KEYS, {"version"})
+    version = str(suite.get("version", ""))
+    if suite and ".".join(version.split(".")[:2]) != line:
+        c.add(f"{where}:suite.version", f"{version!r} is not a version of line {line}")
+    charts = c.mapping(d.get("charts", {}) or {}, f"{where}:charts", set(CHART_NAMES), set())
+    sections = {}
+    for name, section in charts.items():
+        sections[name] = c.mapping(section or {}, f"{where}:charts.{name}", _LINE_CHART_KEYS, set())
+    features = d.get("features", {}) or {}
+    if not isinstance(features, dict) or not all(isinstance(v, str) and v.strip() for v in features.values()):
+        c.add(f"{where}:features", "must map each feature name to what it changes")
+        features = {}
+    crds = c.mapping(d.get("crds", {}) or {}, f"{where}:crds", {"versions", "fields"}, set())
+    patch = crd_module.LinePatch(
+        f"{where}:crds",
+        tuple(sorted((path.parent / "crds").glob("*.yaml"))),
+        c.mapping(crds.get("versions", {}) or {}, f"{where}:crds.versions", set(crds.get("versions") or {}), set()),
+        c.mapping(crds.get("fields", {}) or {}, f"{where}:crds.fields", set(crds.get("fields") or {}), set()),
+    )
+    return _Overlay(where, suite, sections, tuple(str(k) for k in features), patch)
+
+
+def line_crd_patch(layout: Layout) -> crd_module.LinePatch | None:
+    """The API-type changes of `layout`'s release line (None for the base line); SpecError if its overlay is bad."""
+    if layout.line is None or layout.overlay is None:
+        return None
+    c = _Collector()
+    overlay = _load_overlay(c, layout.overlay, layout.overlay.relative_to(layout.root).as_posix(), layout.line)
+    if c.problems:
+        raise SpecError(c.problems)
+    return overlay.crds
+
+
+def _overlay_chart(
+    c: _Collector, data: Any, section: Mapping[str, Any], where: str, base_where: str
+) -> tuple[Any, dict[str, str]]:
+    """The chart's spec data with the line's changes applied, and which values the overlay declared.
+
+    add: new keys; change: declaration keys replaced (a new default, doc, type; null drops one); deprecate:
+    key -> what to use instead; remove: keys the base line already deprecated (a value is deprecated for a line before
+    any later line removes it). groups take add and remove the same way; changes replace the list, since
+    a line's Chart.yaml tells what that line changed.
+    """
+    if not isinstance(data, dict):
+        return data, {}
+    out = dict(data)
+    sources: dict[str, str] = {}
+    ops = c.mapping(section.get("values", {}) or {}, f"{where}.values", _LINE_VALUE_OPS, set())
+    values = dict(out.get("values") or {})
+    for path, decl in (ops.get("add") or {}).items():
+        if path in values:
+            c.add(f"{where}.values.add.{path}", f"already declared in {base_where}; use change")
+            continue
+        values[path] = decl
+        sources[path] = f"{where}.values.add"
+    for path, decl in (ops.get("change") or {}).items():
+        if path not in values or not isinstance(values[path], dict) or not isinstance(decl, dict):
+            c.add(f"{where}.values.change.{path}", f"not declared in {base_where} (or not a mapping); use add")
+            continue
+        # `key: null` drops a declaration key (a readBy once a template reads the value); a null default stays.
+        merged = {**values[path], **decl}
+        values[path] = {k: v for k, v in merged.items() if v is not None or k == "default"}
+        sources[path] = f"{where}.values.change"
+    for path, text in (ops.get("deprecate") or {}).items():
+        if path not in values or not isinstance(values[path], dict):
+            c.add(f"{where}.values.deprecate.{path}", f"not declared in {base_where}")
+            continue
+        values[path] = {**values[path], "deprecated": text}
+        sources[path] = f"{where}.values.deprecate"
+    for path in ops.get("remove") or []:
+        decl = values.get(path)
+        if not isinstance(decl, dict):
+            c.add(f"{where}.values.remove", f"{path!r} is not declared in {base_where}")
+        elif not decl.get("deprecated") or path in sources:
+            c.add(
+                f"{where}.values.remove",
+                f"{path!r} is not deprecated in {base_where}: deprecate a value in one line before removing it",
+            )
+        else:
+            del values[path]
+    out["values"] = values
+    gops = c.mapping(section.get("groups", {}) or {}, f"{where}.groups", {"add", "remove"}, set())
+    groups = dict(out.get("groups") or {})
+    groups.update(gops.get("add") or {})
+    for path in gops.get("remove") or []:
+        if groups.pop(path, None) is None:
+            c.add(f"{where}.groups.remove", f"{path!r} is not a group of {base_where}")
+    out["groups"] = groups
+    if "changes" in section:
+        out["chart"] = {**(out.get("chart") or {}), "changes": section["changes"]}
+    return out, sources
+
+
+def _overlay_templates(
+    c: _Collector, templates: dict[str, str], section: Mapping[str, Any], own: Path, where: str
+) -> dict[str, str]:
+    """The base templates, with the line's own files (generator/lines/<line>/templates/<chart>/) added or
+    replacing those of the same path, and `templates.remove` dropped."""
+    merged = {**templates, **_read_templates(own)}
+    tops = c.mapping(section.get("templates", {}) or {}, f"{where}.templates", {"remove"}, set())
+    for rel in tops.get("remove") or []:
+        if merged.pop(str(rel), None) is None:
+            c.add(f"{where}.templates.remove", f"{rel!r} is not a template of the chart")
+    return dict(sorted(merged.items()))
+
+
 def load(layout: Layout) -> Model:
     """Read every spec and template source; raise SpecError listing every problem found."""
     c = _Collector()
@@ -475,9 +621,17 @@ def load(layout: Layout) -> Model:
     def where(path: Path) -> str:
         return path.relative_to(rel).as_posix()
 
+    overlay = None
+    if layout.line is not None and layout.overlay is not None:
+        if not layout.overlay.is_file():
+            raise SpecError([Problem(where(layout.overlay), f"no overlay for release line {layout.line}")])
+        overlay = _load_overlay(c, layout.overlay, where(layout.overlay), layout.line)
+
     suite_path = layout.specs / "suite.yaml"
     data, problems = _yaml.load_file(suite_path, where(suite_path))
     c.problems.extend(problems)
+    if overlay is not None and isinstance(data, dict):
+        data = {**data, **overlay.suite}
     suite = _load_suite(c, data, where(suite_path))
 
     charts: list[ChartSpec] = []
@@ -489,12 +643,24 @@ def load(layout: Layout) -> Model:
         c.problems.extend(problems)
         if data is None and problems:
             continue
-        chart = _load_chart(c, data, where(path), suite)
+        sources: dict[str, str] = {}
+        section = overlay.charts.get(name) if overlay is not None else None
+        if overlay is not None and section is not None:
+            data, sources = _overlay_chart(c, data, section, f"{overlay.where}:charts.{name}", where(path))
+        chart = _load_chart(c, data, where(path), suite, sources)
         if chart is None:
             continue
         if chart.name != name:
             c.add(f"{where(path)}:chart.name", f"must be {name!r} to match the file name")
         templates = _read_templates(layout.templates / name)
+        if overlay is not None and layout.overlay is not None:
+            templates = _overlay_templates(
+                c,
+                templates,
+                section or {},
+                layout.overlay.parent / "templates" / name,
+                f"{overlay.where}:charts.{name}",
+            )
         if not any(t.endswith(".j2") for t in templates):
             c.add(where(layout.templates / name), f"no jinja sources (*.j2) for chart {name!r}")
         charts.append(
@@ -519,10 +685,8 @@ def load(layout: Layout) -> Model:
     descriptions: tuple[str, ...] = ()
     crd_dir = layout.specs / "crds"
     if any(crd_dir.glob("*.yaml")):
-        from meshcharts import crds as crd_module
-
         try:
-            types = crd_module.load_api_types(crd_dir)
+            types = crd_module.load_api_types(crd_dir, overlay.crds if overlay is not None else None)
             crds = tuple(crd_module.render_crd(t) for t in types)
             examples = tuple(crd_module.examples(t) for t in types)
             descriptions = tuple(t.description for t in types)
@@ -564,4 +728,5 @@ def load(layout: Layout) -> Model:
         examples,
         descriptions,
         value_types,
+        frozenset(overlay.features) if overlay is not None else frozenset(),
     )

@@ -72,6 +72,38 @@ class PathResult:
     detail: str = ""
 
 
+def _version_key(version: str) -> Any:
+    try:
+        return (0, semver.Version.parse(version))
+    except ValueError:
+        return (1, version)  # a working tree's label sorts after every version
+
+
+def matrix_markdown(results: Iterable[PathResult]) -> list[str]:
+    """The paths as one from-version x to-version table per chart; a cell counts the scenarios (values,
+    upgrade mode, Helm) that passed and names each one that did not, so cross-minor moves stand out."""
+    rows = list(results)
+    lines: list[str] = []
+    for chart in sorted({r.chart for r in rows}):
+        mine = [r for r in rows if r.chart == chart]
+        froms = sorted({r.from_version for r in mine}, key=_version_key)
+        tos = sorted({r.to_version for r in mine}, key=_version_key)
+        lines += ["", f"**{chart}** (rows: from, columns: to)", "", "| from \\ to | " + " | ".join(tos) + " |"]
+        lines.append("|---|" + "---|" * len(tos))
+        for old in froms:
+            cells = []
+            for new in tos:
+                cell = [r for r in mine if (r.from_version, r.to_version) == (old, new)]
+                if not cell:
+                    cells.append("")
+                    continue
+                bad = [f"{r.scenario}/{r.mode}/{r.helm} {r.outcome}" for r in cell if r.outcome != "passed"]
+                passed = len(cell) - len(bad)
+                cells.append(f"{passed}/{len(cell)}" + (" (**" + "; ".join(bad) + "**)" if bad else ""))
+            lines.append(f"| {old} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_report(results: Iterable[PathResult], directory: Path) -> tuple[Path, Path, Path]:
     """upgrade-report.md (README, CI summary), upgrade-report.html and upgrade-report.json in `directory`."""
     rows = sorted(results, key=lambda r: (r.chart, r.from_version, r.scenario, r.mode, r.helm))
@@ -85,6 +117,7 @@ def write_report(results: Iterable[PathResult], directory: Path) -> tuple[Path, 
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
+    matrix_lines = matrix_markdown(rows)
     for r in rows:
         outcome = r.outcome if r.outcome == "passed" else f"**{r.outcome}**"
         md.append(
@@ -92,7 +125,7 @@ def write_report(results: Iterable[PathResult], directory: Path) -> tuple[Path, 
             f"{outcome} | {r.seconds:.1f} |"
         )
     md_path = directory / "upgrade-report.md"
-    md_path.write_text("\n".join(md) + "\n")
+    md_path.write_text("\n".join(md[:2] + matrix_lines[1:] + [""] + md[2:]) + "\n")
     cells = "".join(
         "<tr class='{}'>{}</tr>".format(
             html.escape(r.outcome),

@@ -1,4 +1,8 @@
-"""The only I/O of generation: render the specs and bring charts/ in line, or diff it."""
+"""The only I/O of generation: render the specs and bring charts/ in line, or diff it.
+
+Each release line is generated on its own (`Layout.line`); `generate_all` and `check_all` cover the
+base line (charts/) and every line of generator/lines (lines/<line>/).
+"""
 
 from __future__ import annotations
 
@@ -54,6 +58,7 @@ def check(layout: Layout) -> str:
 def diff(layout: Layout, files: dict[str, str]) -> str:
     """A unified diff from charts/ to `files` (paths relative to charts/); empty when they match."""
     chunks: list[str] = []
+    label = layout.charts_label
     expected = set(files) | set(_previous_manifest(layout.charts))
     for rel in sorted(expected):
         path = layout.charts / rel
@@ -62,7 +67,17 @@ def diff(layout: Layout, files: dict[str, str]) -> str:
         if old != new:
             chunks.extend(
                 difflib.unified_diff(
-                    old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/charts/{rel}", f"b/charts/{rel}"
+                    old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{label}{rel}", f"b/{label}{rel}"
                 )
             )
     return "".join(chunks)
+
+
+def generate_all(layout: Layout) -> dict[str, list[str]]:
+    """`generate` for every release line, keyed by the generated tree (charts/, lines/<line>/)."""
+    return {line.charts_label: generate(line) for line in layout.every_line()}
+
+
+def check_all(layout: Layout) -> str:
+    """`check` for every release line: one diff, empty when every generated tree matches its specs."""
+    return "".join(check(line) for line in layout.every_line())

@@ -28,8 +28,9 @@ class Variant:
     values: dict[str, Any]
     env: dict[str, str] = field(default_factory=dict)
 
-    def chart_values(self) -> dict[str, Any]:
-        return _merge(self.values, PINNED)
+    def chart_values(self, pinned: dict[str, Any] = PINNED) -> dict[str, Any]:
+        """The variant's values with the images pinned (a later release line pins its own tag)."""
+        return _merge(self.values, pinned)
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

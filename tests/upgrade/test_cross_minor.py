@@ -1,0 +1,281 @@
+"""Cross-minor upgrades: each chart's newest published 1.12 patch upgraded in place to the 1.13 line's
+working tree (lines/1.13/), from the served repository, with the users' values.
+
+Asserts what a move to the next minor must keep: the upgrade succeeds, workload and Service selectors are
+unchanged, the gateway Service keeps its ClusterIP and node ports, the webhook configurations are exactly
+the release's, users' Istio resources survive, and base's CRDs hold 1.13's schemas (ProxyConfig added,
+the new fields served). Results join the upgrade report's matrix (from 1.12.x to 1.13.0).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from meshcharts import index, package, upgrade
+from meshcharts.helm import Helm
+from meshcharts.testing import waits
+from meshcharts.testing.admission import AdmissionRecorder
+from meshcharts.testing.plugin import Kube
+from tests.e2e.conftest import BASE_RELEASE, istiod_values
+from tests.upgrade.conftest import REPO
+from tests.upgrade.test_canary_and_migration import (
+    canary_slate,  # noqa: F401 - the fixture, used by name
+    dry_run_reaches,
+    labelled_objects,
+    pod,
+)
+from tests.upgrade.test_upgrade_paths import (
+    WEBHOOK_KINDS,
+    base_slate,  # noqa: F401 - the fixture, used by name
+    create_user_resources,
+    live_selectors,
+    manifest_objects,
+    release_webhooks,
+    scenario_values,
+    trust,
+    user_resources_intact,
+    wait_workloads,
+)
+
+LINE = REPO / "lines" / "1.13"
+RELEASES = {"gateway": "istio-ingressgateway", "istiod": "istiod"}
+
+
+def cross_minor_paths() -> list[upgrade.UpgradePath]:
+    """For each chart, the newest published patch of every minor below the line's version, to the line's tree."""
+    entries = index.load(REPO / "index.yaml")["entries"]
+    paths = []
+    for chart in ("base", "istiod", "gateway"):
+        target = str(package.load_metadata(LINE / chart)["version"])
+        published = [str(e["version"]) for e in entries.get(chart, [])]
+        line = ".".join(target.split(".")[:2])
+        older = [v for v in upgrade.select_versions(published, target) if not v.startswith(line + ".")]
+        paths += [upgrade.UpgradePath(chart, version, target) for version in older]
+    return paths
+
+
+CASES = [
+    pytest.param(path, mode, id=f"{path.id}-{mode}")
+    for path in cross_minor_paths()
+    for mode in ("same-values", "reuse-values")
+]
+
+
+def service_addresses(kube: Kube, objects: list[dict[str, Any]], namespace: str) -> dict[str, Any]:
+    found = {}
+    for obj in objects:
+        if obj["kind"] == "Service":
+            spec = kube.core.read_namespaced_service(obj["metadata"]["name"], namespace).spec
+            found[obj["metadata"]["name"]] = (spec.cluster_ip, sorted((p.name, p.node_port) for p in spec.ports or []))
+    return found
+
+
+def crds_match_the_line(helm: Helm, kube: Kube) -> None:
+    rendered = [
+        d
+        for d in yaml.safe_load_all(
+            helm.template(
+                "x",
+                LINE / "base",
+                namespace=BASE_RELEASE[1],
+                extra=("--show-only", "templates/customresourcedefinition.yaml"),
+            )
+        )
+        if d
+    ]
+    assert "proxyconfigs.networking.istio.io" in {crd["metadata"]["name"] for crd in rendered}
+    for crd in rendered:
+        live = kube.api_client.sanitize_for_serialization(
+            kube.ext.read_custom_resource_definition(crd["metadata"]["name"])
+        )
+        assert [v["name"] for v in live["spec"]["versions"]] == [v["name"] for v in crd["spec"]["versions"]]
+        for want, have in zip(crd["spec"]["versions"], live["spec"]["versions"], strict=True):
+            assert have["schema"] == want["schema"], f"{crd['metadata']['name']} {want['name']} not upgraded"
+
+
+def test_the_cross_minor_matrix_reaches_the_1_13_line_from_1_12() -> None:
+    assert {(p.chart, p.from_version.rsplit(".", 1)[0], p.to_version) for p in cross_minor_paths()} == {
+        (chart, "1.12", "1.13.0") for chart in ("base", "istiod", "gateway")
+    }
+
+
+@pytest.mark.parametrize(("path", "mode"), CASES)
+def test_cross_minor_upgrade(
+    request: pytest.FixtureRequest,
+    path: upgrade.UpgradePath,
+    mode: str,
+    mesh_helm: Helm,
+    kube: Kube,
+    recorder: AdmissionRecorder,
+    chart_repo: str,
+    mesh_namespace: str,
+    tmp_path: Path,
+    upgrade_results: list[upgrade.PathResult],
+) -> None:
+    start = time.monotonic()
+    outcome = "failed"
+    try:
+        if path.chart == "base":
+            request.getfixturevalue("base_slate")
+            release, namespace = BASE_RELEASE
+        else:
+            request.getfixturevalue("control_plane" if path.chart == "gateway" else "istio_base")
+            release, namespace = RELEASES[path.chart], mesh_namespace
+        run(path, mode, release, namespace, mesh_helm, kube, recorder, chart_repo, mesh_namespace, tmp_path)
+        outcome = "passed"
+    finally:
+        upgrade_results.append(
+            upgrade.PathResult(
+                path.chart,
+                path.from_version,
+                path.to_version,
+                "default",
+                mode,
+                f"helm{mesh_helm.major}",
+                outcome,
+                time.monotonic() - start,
+            )
+        )
+
+
+def run(
+    path: upgrade.UpgradePath,
+    mode: str,
+    release: str,
+    namespace: str,
+    helm: Helm,
+    kube: Kube,
+    recorder: AdmissionRecorder,
+    chart_repo: str,
+    user_namespace: str,
+    tmp_path: Path,
+) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump(scenario_values(path.chart, "default", recorder, namespace)))
+    helm.install(
+        release,
+        path.chart,
+        namespace=namespace,
+        version=path.from_version,
+        values=[values],
+        wait=True,
+        timeout=120,
+        extra=("--repo", chart_repo),
+    )
+    try:
+        old = manifest_objects(helm, release, namespace)
+        trust(kube, recorder, old)
+        wait_workloads(kube, old, namespace)
+        selectors = live_selectors(kube, old, namespace)
+        addresses = service_addresses(kube, old, namespace)
+        made = create_user_resources(kube, path.chart, user_namespace)
+        flags = ["--values", str(values)] if mode == "same-values" else ["--reuse-values"]
+        helm.upgrade(release, LINE / path.chart, namespace=namespace, wait=True, timeout=120, extra=tuple(flags))
+        new = manifest_objects(helm, release, namespace)
+        trust(kube, recorder, new)
+        now = live_selectors(kube, new, namespace)
+        assert now == {k: v for k, v in selectors.items() if k in now}
+        kept = service_addresses(kube, new, namespace)
+        assert kept == {k: v for k, v in addresses.items() if k in kept}
+        wait_workloads(kube, new, namespace)
+        assert release_webhooks(kube, release, namespace) == {
+            (o["kind"], o["metadata"]["name"]) for o in new if o["kind"] in WEBHOOK_KINDS
+        }
+        user_resources_intact(kube, user_namespace, made)
+        if path.chart == "base":
+            crds_match_the_line(helm, kube)
+        if path.chart == "istiod":
+            names = {o["metadata"]["name"] for o in new if o["kind"] == "EnvoyFilter"}
+            assert names and all(name.endswith("-1.13") for name in names), names
+    finally:
+        helm.uninstall(release, namespace=namespace, wait=True, timeout=120)
+
+
+@pytest.mark.usefixtures("canary_slate")
+def test_canary_from_1_12_to_a_1_13_revision_moving_a_revision_tag(
+    mesh_helm: Helm,
+    kube: Kube,
+    recorder: AdmissionRecorder,
+    chart_repo: str,
+    mesh_namespace: str,
+    tmp_path: Path,
+) -> None:
+    """Istio's recommended move across minors: base (CRDs) of the new line first, a 1.13 revision beside the
+    1.12 control plane, the `prod` revision tag moved to it, namespaces switched, the old revision removed."""
+    old = max((p.from_version for p in cross_minor_paths() if p.chart == "istiod"), key=_version)
+    ns = BASE_RELEASE[1]
+    old_rev, new_rev = f"r{old.replace('.', '-')}", "r1-13"
+    mesh_helm.install(BASE_RELEASE[0], LINE / "base", namespace=ns, wait=True, set_values={"defaultRevision": old_rev})
+    values_a = tmp_path / "a.yaml"
+    values_a.write_text(yaml.safe_dump(istiod_values(recorder, old_rev, revisionTags=["prod"])))
+    mesh_helm.install(
+        "istiod-a", "istiod", namespace=ns, version=old, values=[values_a], wait=True, extra=("--repo", chart_repo)
+    )
+    values_b = tmp_path / "b.yaml"
+    values_b.write_text(yaml.safe_dump(istiod_values(recorder, new_rev)))
+    mesh_helm.install("istiod-b", LINE / "istiod", namespace=ns, values=[values_b], wait=True)
+    trust_releases(mesh_helm, kube, recorder, ns)
+    waits.deployment_available(kube.apps, ns, f"istiod-{old_rev}")
+    waits.deployment_available(kube.apps, ns, f"istiod-{new_rev}")
+
+    kube.core.patch_namespace(mesh_namespace, {"metadata": {"labels": {"istio.io/rev": "prod"}}})
+    waits.wait_until(
+        lambda: dry_run_reaches(kube, recorder, mesh_namespace, f"/inject/{old_rev}"),
+        condition="the API server to route the prod-tagged namespace to the 1.12 revision",
+        timeout=30,
+    )
+    pod(kube, mesh_namespace, "on-1-12")
+    # The tag moves: the 1.12 release gives it up, the 1.13 release takes it.
+    mesh_helm.upgrade(
+        "istiod-a",
+        "istiod",
+        namespace=ns,
+        wait=True,
+        extra=("--repo", chart_repo, "--version", old, "--reuse-values", "--set-json", "revisionTags=[]"),
+    )
+    trust_releases(mesh_helm, kube, recorder, ns)
+    mesh_helm.upgrade(
+        "istiod-b", LINE / "istiod", namespace=ns, wait=True, extra=("--reuse-values", "--set", "revisionTags={prod}")
+    )
+    trust_releases(mesh_helm, kube, recorder, ns)
+    waits.wait_until(
+        lambda: dry_run_reaches(kube, recorder, mesh_namespace, f"/inject/{new_rev}"),
+        condition="the API server to route the prod-tagged namespace to the 1.13 revision",
+        timeout=30,
+    )
+    pod(kube, mesh_namespace, "on-1-13")
+    by_pod: dict[str, set[str]] = {}
+    for r in recorder.requests(kind="Pod", namespace=mesh_namespace):
+        if not r.dry_run:
+            by_pod.setdefault(r.name, set()).add(r.path)
+    assert by_pod == {"on-1-12": {f"/inject/{old_rev}"}, "on-1-13": {f"/inject/{new_rev}"}}
+
+    mesh_helm.upgrade(
+        BASE_RELEASE[0],
+        LINE / "base",
+        namespace=ns,
+        wait=True,
+        extra=("--reuse-values", "--set", f"defaultRevision={new_rev}"),
+    )
+    validator = kube.admission.read_validating_webhook_configuration("istiod-default-validator")
+    assert validator.webhooks[0].client_config.service.name == f"istiod-{new_rev}"
+    mesh_helm.uninstall("istiod-a", namespace=ns, wait=True)
+    dangling = [f"{kind} {name}" for kind, name in labelled_objects(kube) if old_rev in name]
+    assert dangling == []
+    waits.deployment_available(kube.apps, ns, f"istiod-{new_rev}")
+
+
+def trust_releases(helm: Helm, kube: Kube, recorder: AdmissionRecorder, namespace: str) -> None:
+    """What each istiod does once it serves: its CA in every webhook configuration of its release."""
+    for release in ("istiod-a", "istiod-b", BASE_RELEASE[0]):
+        if release in helm.run(["list", "--namespace", namespace, "--short"]).split():
+            trust(kube, recorder, manifest_objects(helm, release, namespace))
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
