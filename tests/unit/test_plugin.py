@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -45,3 +47,25 @@ def test_namespace_names_are_dns_labels() -> None:
     name = _namespace_name("test_gateway[Values With Spaces/and_slashes-" + "x" * 80 + "]")
     assert len(name) <= 63 and name == name.lower()
     assert all(c.isalnum() or c == "-" for c in name)
+
+
+UPGRADE_ROWS = """
+import pytest
+from meshcharts.upgrade import PathResult
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_path(upgrade_results, n):
+    upgrade_results.append(PathResult("gateway", f"1.12.{n}", "1.13.0", "default", "in-place", "4", "passed", 1.0))
+"""
+
+
+def test_workers_of_pytest_xdist_hand_their_upgrade_results_to_one_report(pytester: pytest.Pytester) -> None:
+    """Under `-n`, each worker records its own paths; the report the controller writes holds them all."""
+    pytester.makepyfile(test_rows=UPGRADE_ROWS)
+    report = pytester.path / "report"
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider", "--upgrade-report", str(report))
+    result.assert_outcomes(passed=6)
+    rows = json.loads((report / "upgrade-report.json").read_text())
+    assert sorted(r["from_version"] for r in rows) == [f"1.12.{n}" for n in range(6)]
+    assert "6/6 paths passed" in (report / "upgrade-report.md").read_text()

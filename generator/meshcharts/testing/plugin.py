@@ -12,6 +12,7 @@ import os
 import re
 import uuid
 from collections.abc import Generator, Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,10 @@ def mesh_cluster(pytestconfig: pytest.Config) -> Iterator[cluster_mod.Cluster]:
     name = pytestconfig.getoption("--cluster-name") or (
         "meshcharts-test" if keep else f"meshcharts-test-{uuid.uuid4().hex[:8]}"
     )
+    worker = _xdist_worker(pytestconfig)
+    if worker and (pytestconfig.getoption("--cluster-name") or keep):
+        # pytest-xdist: each worker is a test run of its own with a session cluster of its own.
+        name = f"{name}-{worker}"
     kubeconfig = pytestconfig.getoption("--kubeconfig", None)
     if provider == "kind" and cluster_mod.container_engine_socket() is None:
         pytest.skip(cluster_mod.KIND_ENGINE_SKIP)
@@ -310,8 +315,30 @@ def upgrade_results(pytestconfig: pytest.Config) -> list[PathResult]:
     return pytestconfig.stash.setdefault(_UPGRADE_RESULTS, [])
 
 
+def _xdist_worker(config: pytest.Config) -> str | None:
+    """The pytest-xdist worker id (gw0, gw1, ...) when this process is one of its workers."""
+    workerinput = getattr(config, "workerinput", None)
+    return str(workerinput["workerid"]) if workerinput else None
+
+
+_WORKER_RESULTS_KEY = "meshcharts_upgrade_results"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist's controller: gather the upgrade results a worker sent back (see pytest_sessionfinish)."""
+    rows = getattr(node, "workeroutput", {}).get(_WORKER_RESULTS_KEY, [])
+    node.config.stash.setdefault(_UPGRADE_RESULTS, []).extend(PathResult(**row) for row in rows)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Writes the upgrade report; under pytest-xdist the workers hand their results to the controller,
+    which writes the one report of the whole run."""
     results = session.config.stash.get(_UPGRADE_RESULTS, [])
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[_WORKER_RESULTS_KEY] = [asdict(r) for r in results]
+        return
     target = session.config.getoption("--upgrade-report", None)
     if results and target:
         write_report(results, Path(target))
