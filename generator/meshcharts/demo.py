@@ -248,7 +248,8 @@ def run(
             injected = rec.requests(path="/inject/default", kind="Pod")
             say(
                 f"webhooks: the recorder answered {len(injected)} pod injection request(s) standing in for istiod; "
-                "it allows without patching, so the gateway's image stays `auto` (istiod would inject proxyv2)"
+                "it marks each such pod and does not inject, so the gateway's image stays `auto` (istiod would inject "
+                "proxyv2); the local cluster runs an `auto` pod only with that mark"
             )
             if keep:
                 say(

@@ -28,6 +28,11 @@ def gateway_pods(kube, namespace):
     return kube.core.list_namespaced_pod(namespace, label_selector="app=ingress").items
 
 
+def pull_failed(pod):
+    waiting = [s.state.waiting for s in pod.status.container_statuses or [] if s.state and s.state.waiting]
+    return any(w.reason in ("ErrImagePull", "ImagePullBackOff") for w in waiting)
+
+
 def test_my_gateway_values_come_up_through_the_injector(mesh_control_plane, releases, kube, mesh_namespace):
     releases.install("ingress", CHARTS + "/gateway", values={"service": {"type": "ClusterIP"}})
     waits.deployment_available(kube.apps, mesh_namespace, "ingress", timeout=120)
@@ -42,8 +47,14 @@ def test_a_gateway_in_a_namespace_without_injection_is_not_taken_for_injected(
     mesh_control_plane, releases, kube, mesh_namespace
 ):
     releases.install("ingress", CHARTS + "/gateway", values={"service": {"type": "ClusterIP"}}, wait=False)
-    pods = waits.wait_until(lambda: gateway_pods(kube, mesh_namespace), condition="a gateway pod exists", timeout=60)
+    # Its image stays `auto`, which no registry serves: as on any cluster, the pod never runs.
+    pods = waits.wait_until(
+        lambda: [p for p in gateway_pods(kube, mesh_namespace) if pull_failed(p)],
+        condition="the gateway pod failing to pull its image",
+        timeout=60,
+    )
     assert not mesh_control_plane.went_through_injector(kube, mesh_namespace, pods[0].metadata.name)
+    assert not kube.apps.read_namespaced_deployment("ingress", mesh_namespace).status.ready_replicas
 """
 
 

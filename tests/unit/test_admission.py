@@ -17,7 +17,7 @@ import pytest
 from cryptography import x509
 
 from meshcharts._wait import wait_for
-from meshcharts.testing.admission import AdmissionRecorder, RecorderError, patch_ca_bundle, where
+from meshcharts.testing.admission import INJECTED_BY, AdmissionRecorder, RecorderError, patch_ca_bundle, where
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def _send(recorder: AdmissionRecorder, path: str, review: dict[str, Any]) -> dic
 
 def test_a_review_over_tls_is_recorded_and_allowed_echoing_uid_and_api_version(recorder: AdmissionRecorder) -> None:
     review = _review(labels={"app": "web", "sidecar.istio.io/inject": "true"}, dry_run=True)
-    answer = _send(recorder, "/inject", review)
+    answer = _send(recorder, "/validate", review)
     uid = review["request"]["uid"]
     assert answer == {
         "apiVersion": "admission.k8s.io/v1",
@@ -85,7 +85,7 @@ def test_a_review_over_tls_is_recorded_and_allowed_echoing_uid_and_api_version(r
     }
     (record,) = recorder.requests()
     assert (record.path, record.operation, record.kind, record.namespace, record.name, record.uid) == (
-        "/inject",
+        "/validate",
         "CREATE",
         "Pod",
         "apps",
@@ -272,3 +272,34 @@ def test_without_sni_the_recorder_presents_its_ip_certificate(recorder: Admissio
     raw = socket.create_connection(("127.0.0.1", recorder.port), timeout=5)
     with context.wrap_socket(raw) as tls:
         assert tls.getpeercert()["subjectAltName"] == (("IP Address", "127.0.0.1"),)
+
+
+def _patch_of(answer: dict[str, Any]) -> list[dict[str, Any]] | None:
+    response = answer["response"]
+    if "patch" not in response:
+        return None
+    assert response["patchType"] == "JSONPatch"
+    patch: list[dict[str, Any]] = json.loads(base64.b64decode(response["patch"]))
+    return patch
+
+
+def test_a_pod_it_is_asked_to_inject_is_marked_with_where_it_was_asked_and_nothing_else(
+    recorder: AdmissionRecorder,
+) -> None:
+    """The mark the local cluster's kwok stage wants before an `image: auto` pod may become Ready."""
+    assert _patch_of(_send(recorder, "/inject/default", _review())) == [
+        {"op": "add", "path": "/metadata/annotations", "value": {INJECTED_BY: "/inject/default"}}
+    ]
+    annotated = _review()
+    annotated["request"]["object"]["metadata"]["annotations"] = {"team": "web"}
+    assert _patch_of(_send(recorder, "/inject", annotated)) == [
+        {"op": "add", "path": "/metadata/annotations/admission.meshcharts.github.io~1injected-by", "value": "/inject"}
+    ]
+
+
+def test_nothing_but_a_pod_created_through_an_inject_path_is_patched(recorder: AdmissionRecorder) -> None:
+    assert _patch_of(_send(recorder, "/validate", _review())) is None
+    assert _patch_of(_send(recorder, "/inject", _review(kind="Service"))) is None
+    assert _patch_of(_send(recorder, "/inject", _review(operation="UPDATE"))) is None
+    recorder.deny(where(kind="Pod"), "no pods today")
+    assert _patch_of(_send(recorder, "/inject", _review())) is None

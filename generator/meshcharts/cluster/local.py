@@ -53,7 +53,7 @@ options:
 # --- local: kwokctl's binary runtime ----------------------------------------------------------------
 
 # kwok Stages the local provider adds to kwok's defaults, relative to the tree's ci/ directory.
-LOCAL_STAGES = (Path("kwok") / "loadbalancer-stage.yaml",)
+LOCAL_STAGES = (Path("kwok") / "loadbalancer-stage.yaml", Path("kwok") / "uninjected-pod-stage.yaml")
 
 
 def local_stages() -> tuple[Path, ...]:

@@ -3,8 +3,10 @@
 Pods do not run on the local cluster, so istiod cannot answer `/inject` or `/validate`. The API
 server runs on this host and can call a webhook URL on loopback, so tests point the charts'
 webhooks at an `AdmissionRecorder` and assert which objects the real API server sends to which
-path. It allows everything (no patch: kwok does not run the pods) unless a test adds a deny rule.
-It is not istiod and does not imitate its answers.
+path. It allows everything unless a test adds a deny rule. It is not istiod and does not imitate its
+answers: the one change it makes is to mark a Pod it is asked to inject with INJECTED_BY (where it was
+asked), which the local cluster's kwok stage (ci/kwok/uninjected-pod-stage.yaml) requires before a pod
+with an `image: auto` container may become Ready, as an injected pod's image would be pullable.
 """
 
 from __future__ import annotations
@@ -259,9 +261,14 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         host = str(getattr(self.request, "meshcharts_server_name", ""))
         response = self.server.recorder._admit(path, str(review.get("apiVersion", "")), request, host=host)
-        answer = {"uid": uid, "allowed": response.allowed}
+        answer: dict[str, Any] = {"uid": uid, "allowed": response.allowed}
         if not response.allowed:
             answer["status"] = {"code": response.code, "message": response.message}
+        elif path.startswith("/inject") and request.get("operation") == "CREATE":
+            patch = _mark_injected(request, f"{host}{path}" if host else path)
+            if patch:
+                answer["patchType"] = "JSONPatch"
+                answer["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
         self._reply(
             200,
             {
@@ -288,6 +295,23 @@ class _Verdict:
     allowed: bool
     message: str = ""
     code: int = 200
+
+
+# Set on each Pod the recorder was asked to inject; its value is where it was asked (SNI host and path).
+INJECTED_BY = "admission.meshcharts.github.io/injected-by"
+
+
+def _mark_injected(request: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
+    """The JSON patch adding INJECTED_BY to a Pod being created (none for other kinds)."""
+    if (request.get("kind") or {}).get("kind") != "Pod":
+        return []
+    obj = request.get("object") or {}
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    if not isinstance(meta, Mapping):
+        return []
+    if isinstance(meta.get("annotations"), Mapping):
+        return [{"op": "add", "path": "/metadata/annotations/" + INJECTED_BY.replace("/", "~1"), "value": where}]
+    return [{"op": "add", "path": "/metadata/annotations", "value": {INJECTED_BY: where}}]
 
 
 def _object_meta(request: Mapping[str, Any]) -> Mapping[str, Any]:
