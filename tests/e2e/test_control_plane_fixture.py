@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from meshcharts import tools
+from meshcharts.cluster import Cluster
 
 pytest_plugins = ["pytester"]
 
@@ -71,3 +72,24 @@ def test_a_users_gateway_test_on_a_control_plane_installed_at_default_values(
         "--k8s-version", pytestconfig.getoption("--k8s-version"), "--helm", pytestconfig.getoption("--helm"),
     )  # fmt: skip
     result.assert_outcomes(passed=2)
+
+
+def test_a_users_control_plane_test_skips_naming_simulated_nodes_where_no_pod_runs(
+    pytester: pytest.Pytester, mesh_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a cluster the user brought (provider existing) whose nodes are all kwok's, istiod could never answer:
+    the user's tests skip with that reason instead of hanging or failing on an unanswered webhook."""
+    if mesh_cluster.provider != "existing":
+        pytest.skip(f"needs --cluster-provider existing (the inner run uses this cluster), not {mesh_cluster.provider}")
+    simulated = mesh_cluster.simulated_pods()
+    if simulated is None:
+        pytest.skip("pods may run on this cluster: the inner run would install base and istiod beside the suite's")
+    monkeypatch.setenv("MESHCHARTS_CACHE", str(CACHE))
+    monkeypatch.setenv("MESHCHARTS_ROOT", str(REPO))
+    pytester.makepyfile(test_users_gateway=f"CHARTS = {str(REPO / 'charts')!r}\n" + USER_TEST)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-rs", "--mesh-charts", str(REPO / "charts"),
+        "--cluster-provider", "existing", "--kubeconfig", str(mesh_cluster.kubeconfig),
+    )  # fmt: skip
+    result.assert_outcomes(skipped=2)
+    assert simulated in result.stdout.str()

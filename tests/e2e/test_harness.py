@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
 from meshcharts import tools
-from meshcharts.cluster import Cluster
+from meshcharts.cluster import KWOK_NODE_ANNOTATION, Cluster
 from meshcharts.testing import waits
 from meshcharts.testing.plugin import Kube
 from meshcharts.testing.releases import ReleaseFactory
@@ -55,11 +57,14 @@ def test_release_factory_installs_upgrades_rolls_back_and_cleans_up(
     assert kube.apps.list_namespaced_deployment(mesh_namespace).items == []
 
 
-def test_pytest_helm_charts_kube_cluster_sees_the_session_cluster(kube_cluster: object, mesh_cluster: Cluster) -> None:
+def test_pytest_helm_charts_kube_cluster_sees_the_session_cluster(
+    kube_cluster: object, mesh_cluster: Cluster, kube: Kube
+) -> None:
     import pykube
 
-    nodes = list(pykube.Node.objects(kube_cluster.kube_client))  # type: ignore[attr-defined]
-    assert len(nodes) == 2
+    # The same nodes as the session cluster's own client sees, however many the provider gives it.
+    nodes = sorted(n.name for n in pykube.Node.objects(kube_cluster.kube_client))  # type: ignore[attr-defined]
+    assert nodes and nodes == sorted(n.metadata.name for n in kube.core.list_node().items)
 
 
 def test_a_failing_user_test_reports_events_pods_helm_status_and_logs(
@@ -80,3 +85,22 @@ def test_a_failing_user_test_reports_events_pods_helm_status_and_logs(
     assert "meshcharts diagnostics" in out
     assert "--- pods in test-user-chart" in out and "--- helm status probe" in out
     assert "STATUS: deployed" in out or "status: deployed" in out.lower()
+
+
+def test_simulated_pods_names_kwok_until_one_node_may_run_pods(mesh_cluster: Cluster, kube: Kube) -> None:
+    """The capability mesh_control_plane and the recorder's skips ask: every node kwok's, or one that is not."""
+    nodes = kube.core.list_node().items
+    if not all((n.metadata.annotations or {}).get(KWOK_NODE_ANNOTATION) == "fake" for n in nodes):
+        pytest.skip("this cluster has nodes kwok does not simulate; the test adds one next to simulated ones")
+    simulated = (
+        f"this cluster's nodes are simulated by kwok (every node has {KWOK_NODE_ANNOTATION}=fake): "
+        "pods never run, so istiod cannot answer its webhooks"
+    )
+    assert mesh_cluster.simulated_pods() == simulated
+    name = f"meshcharts-unsimulated-{uuid.uuid4().hex[:6]}"
+    kube.core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        assert mesh_cluster.simulated_pods() is None
+    finally:
+        kube.core.delete_node(name)
+    waits.wait_until(lambda: mesh_cluster.simulated_pods() == simulated, condition=f"node {name} gone", timeout=10)

@@ -12,12 +12,14 @@ from pathlib import Path
 from meshcharts import tools
 from meshcharts.cluster import existing, kind, local
 from meshcharts.cluster._common import (
+    KWOK_NODE_ANNOTATION,
     Cluster,
     Say,
     check_reachable,
     listening_ports,
     pid_alive,
     quiet,
+    simulated_nodes,
     wait_ready,
 )
 from meshcharts.cluster.kind import (
@@ -148,6 +150,7 @@ __all__ = [
     "DEFAULT_NAME",
     "DEFAULT_NODES",
     "KIND_ENGINE_SKIP",
+    "KWOK_NODE_ANNOTATION",
     "LOCAL_COMPONENTS",
     "LOCAL_STAGES",
     "PROVIDERS",
@@ -170,6 +173,7 @@ __all__ = [
     "pid_alive",
     "prune",
     "require_engine",
+    "simulated_nodes",
     "tools",
     "up",
     "validate_name",

@@ -34,6 +34,13 @@ class Cluster:
     kubeconfig: Path
     context: str | None = None
 
+    def simulated_pods(self) -> str | None:
+        """Why pods never really run on this cluster (its nodes are kwok's), or None where they may.
+
+        Asked by whatever needs a running pod (istiod answering its webhooks): such a test skips with this text.
+        """
+        return simulated_nodes(self.kubeconfig, self.context)
+
     def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """Environment for a child process that should talk to this cluster (KUBECONFIG set explicitly)."""
         env = dict(os.environ if base is None else base)
@@ -42,6 +49,10 @@ class Cluster:
 
 
 # --- readiness (shared by every provider) -----------------------------------------------------------
+
+# kwok marks every node it simulates with this annotation (value "fake"); its pods get Running and Ready
+# from kwok's stages while no container starts.
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 
 
 def _api_client(kubeconfig: Path, context: str | None = None) -> Any:
@@ -138,6 +149,28 @@ def wait_ready(
                 time.sleep(0.1)
     finally:
         api.close()
+
+
+def simulated_nodes(kubeconfig: Path, context: str | None = None) -> str | None:
+    """The reason no pod runs on the cluster when every node is simulated by kwok, else None (a cluster with
+    one real node may run pods). ClusterError if the nodes cannot be listed."""
+    from kubernetes import client
+
+    api = _api_client(kubeconfig, context)
+    try:
+        nodes = client.CoreV1Api(api).list_node(_request_timeout=10).items
+    except Exception as err:
+        raise ClusterError(f"cannot list the nodes of {kubeconfig}: {err}") from err
+    finally:
+        api.close()
+    if not nodes:
+        return "this cluster has no node: pods never run, so istiod cannot answer its webhooks"
+    if all(((n.metadata and n.metadata.annotations) or {}).get(KWOK_NODE_ANNOTATION) == "fake" for n in nodes):
+        return (
+            f"this cluster's nodes are simulated by kwok (every node has {KWOK_NODE_ANNOTATION}=fake): "
+            "pods never run, so istiod cannot answer its webhooks"
+        )
+    return None
 
 
 def check_reachable(kubeconfig: Path, *, timeout: float, context: str | None = None) -> None:

@@ -176,16 +176,34 @@ def mesh_egress(mesh_cluster: cluster_mod.Cluster) -> Egress:
 
 
 @pytest.fixture(scope="session")
+def mesh_real_pods(mesh_cluster: cluster_mod.Cluster) -> None:
+    """Skips whatever needs pods that really run (istiod answering its webhooks) on a cluster whose nodes are
+    all simulated by kwok, naming that. The local provider's tests stand the admission recorder in instead."""
+    try:
+        why = mesh_cluster.simulated_pods()
+    except ClusterError as err:
+        pytest.fail(f"cannot tell whether pods run on the session cluster: {err}", pytrace=False)
+    if why:
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
 def mesh_control_plane(
-    pytestconfig: pytest.Config, mesh_cluster: cluster_mod.Cluster, mesh_helm: Helm, kube: Kube
+    request: pytest.FixtureRequest,
+    pytestconfig: pytest.Config,
+    mesh_cluster: cluster_mod.Cluster,
+    mesh_helm: Helm,
+    kube: Kube,
 ) -> Iterator[controlplane.ControlPlane]:
     """base and istiod in istio-system, installed once per test run with your values only, as users install them.
 
     Where pods run, istiod answers its own webhooks. On the local provider an admission recorder stands
     in for it behind istiod's own Service (`.recorder`), so the injector is really consulted there too:
     `went_through_injector(kube, namespace, pod)` holds on every provider. Uninstalled at the end unless
-    the cluster is kept.
+    the cluster is kept. Elsewhere it skips where no pod runs (`mesh_real_pods`): istiod could not answer.
     """
+    if mesh_cluster.provider != "local":
+        request.getfixturevalue("mesh_real_pods")
     charts = pytestconfig.getoption("--mesh-charts")
     if charts is None:
         try:
