@@ -15,7 +15,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every upgrade path runs under Helm 3 too: the whole layer is in the `helm3` selection."""
     _mark_cluster_tests(config, items)
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.helm3)
 
 
 def current_versions() -> dict[str, str]:
