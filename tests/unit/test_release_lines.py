@@ -146,6 +146,25 @@ def test_a_line_version_must_belong_to_the_line(tmp_path: Path) -> None:
     assert "generator/lines/1.13/line.yaml:suite.version: '1.14.0' is not a version of line 1.13" in problems
 
 
+def test_a_line_names_its_own_signing_key_and_the_base_line_keeps_its_own(tmp_path: Path) -> None:
+    """After a key rotation the next line's releases name the new key while the published base line's tree
+    still names the key that signed it (its Chart.yaml must pack to the published archive)."""
+    layout = make_line(tmp_path)
+    suite = yaml.safe_load((tmp_path / "generator" / "specs" / "suite.yaml").read_text())
+    overlay = tmp_path / "generator" / "lines" / "1.13" / "line.yaml"
+    text = overlay.read_text()
+    overlay.write_text(text.replace("suite: {version: 1.13.0}", "suite: {version: 1.13.0, signKey: {fingerprint: "
+                                    + "B" * 40 + ", url: https://example.invalid/k.asc}}"))  # fmt: skip
+    assert spec.load(layout).suite.sign_key == suite["signKey"]
+    assert spec.load(layout.for_line("1.13")).suite.sign_key == {
+        "fingerprint": "B" * 40,
+        "url": "https://example.invalid/k.asc",
+    }
+    overlay.write_text(text.replace("suite: {version: 1.13.0}", "suite: {version: 1.13.0, signKey: {fingerprint: x}}"))
+    problems = load_problems(layout.for_line("1.13"))
+    assert "generator/lines/1.13/line.yaml:suite.signKey: missing required key 'url'" in problems
+
+
 def test_the_repository_lines_are_ordered_and_1_13_changes_the_suite() -> None:
     root = Path(__file__).resolve().parents[2]
     layout = Layout(root)
