@@ -184,7 +184,36 @@ def test_the_upgrade_report_shows_paths_as_a_from_to_matrix() -> None:
         PathResult("gateway", "1.12.1", "1.13.0", "default", "same-values", "helm4", "passed", 1.0),
         PathResult("gateway", "1.12.1", "1.13.0", "default", "reuse-values", "helm4", "failed", 1.0),
     ]
+    results += [
+        PathResult("gateway", "1.13.0", "1.13.0", "default", "same-values", "helm4", "passed", 1.0),
+        PathResult("gateway", "1.12.1", "1.12.2", "daemonset", "same-values", "helm4", "passed", 1.0),
+        PathResult("gateway", "1.12.1", "1.12.2", "daemonset", "same-values", "helm3", "failed", 1.0),
+    ]
     table = matrix_markdown(results)
-    assert "| from \\ to | 1.12.2 | 1.13.0 |" in table
-    assert "| 1.12.0 | 1/1 |  |" in table
-    assert "| 1.12.1 | 1/1 | 1/2 (**default/reuse-values/helm4 failed**) |" in table
+    # One table per chart and values scenario, so each cell is one scenario on one path.
+    default = table[table.index("**gateway, values default** (rows: from, columns: to; a cell: runs passed)") :]
+    assert default[2] == "| from \\ to | 1.12.2 | 1.13.0 |"
+    assert "| 1.12.0 | 1/1 |  |" in default
+    assert "| 1.12.1 | 1/1 | 1/2 (**reuse-values/helm4 failed**) |" in default
+    assert "| 1.13.0 |  | 1/1 |" in default
+    daemonset = table[table.index("**gateway, values daemonset** (rows: from, columns: to; a cell: runs passed)") :]
+    assert daemonset[2:5] == ["| from \\ to | 1.12.2 |", "|---|---|", "| 1.12.1 | 1/2 (**same-values/helm3 failed**) |"]
+    assert table.index("**gateway, values daemonset** (rows: from, columns: to; a cell: runs passed)") < table.index(
+        "**gateway, values default** (rows: from, columns: to; a cell: runs passed)"
+    )
+
+
+def test_the_html_report_carries_the_matrix_too(tmp_path: Path) -> None:
+    from meshcharts.upgrade import PathResult, write_report
+
+    results = [
+        PathResult("base", "1.12.2", "1.13.0", "default", "same-values", "helm4", "passed", 1.0),
+        PathResult("base", "1.13.0", "1.13.0", "default", "reuse-values", "helm4", "failed", 1.0),
+    ]
+    md, page, _ = write_report(results, tmp_path)
+    text = page.read_text()
+    assert "<h2>base, values default</h2>" in text
+    assert "<tr><th>from \\ to</th><th>1.13.0</th></tr>" in text
+    assert "<tr><th>1.12.2</th><td class='passed'>1/1</td></tr>" in text
+    assert "<tr><th>1.13.0</th><td class='failed'>0/1 (reuse-values/helm4 failed)</td></tr>" in text
+    assert "| 1.13.0 | 0/1 (**reuse-values/helm4 failed**) |" in md.read_text()
