@@ -32,7 +32,9 @@ from tests.upgrade.test_canary_and_migration import (
 from tests.upgrade.test_upgrade_paths import (
     WEBHOOK_KINDS,
     base_slate,  # noqa: F401 - the fixture, used by name
+    crds_kept_what_was_served,
     create_user_resources,
+    live_crds,
     live_selectors,
     manifest_objects,
     release_webhooks,
@@ -174,6 +176,7 @@ def run(
         selectors = live_selectors(kube, old, namespace)
         addresses = service_addresses(kube, old, namespace)
         made = create_user_resources(kube, path.chart, user_namespace)
+        served = live_crds(kube, old)
         flags = ["--values", str(values)] if mode == "same-values" else ["--reuse-values"]
         helm.upgrade(release, LINE / path.chart, namespace=namespace, wait=True, timeout=120, extra=tuple(flags))
         new = manifest_objects(helm, release, namespace)
@@ -189,6 +192,7 @@ def run(
         user_resources_intact(kube, user_namespace, made)
         if path.chart == "base":
             crds_match_the_line(helm, kube)
+            crds_kept_what_was_served(kube, served, new)
         if path.chart == "istiod":
             names = {o["metadata"]["name"] for o in new if o["kind"] == "EnvoyFilter"}
             assert names and all(name.endswith("-1.13") for name in names), names

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from meshcharts import upgrade
+from meshcharts import lint, upgrade
 from meshcharts.helm import Helm
 from meshcharts.testing import waits
 from meshcharts.testing.admission import AdmissionRecorder, patch_ca_bundle
@@ -131,6 +131,22 @@ def user_resources_intact(kube: Kube, namespace: str, made: list[tuple[str, str]
         assert obj["metadata"]["name"] == name
 
 
+def live_crds(kube: Kube, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The CustomResourceDefinitions of a release as the API server holds them."""
+    return [
+        kube.api_client.sanitize_for_serialization(kube.ext.read_custom_resource_definition(o["metadata"]["name"]))
+        for o in objects
+        if o["kind"] == "CustomResourceDefinition"
+    ]
+
+
+def crds_kept_what_was_served(kube: Kube, before: list[dict[str, Any]], new: list[dict[str, Any]]) -> None:
+    """Every CRD, served version and schema field the cluster had before the upgrade is still there and no
+    narrower (lint's rules, on the live objects): users' stored objects keep their fields."""
+    broken = lint.compare_crds(before, live_crds(kube, new))
+    assert not broken, "the upgrade took away what users' objects use:\n" + "\n".join(broken)
+
+
 def crds_match_working_tree(helm: Helm, kube: Kube, base: Path) -> None:
     rendered = yaml.safe_load_all(
         helm.template(
@@ -231,6 +247,7 @@ def run_path(
         wait_workloads(kube, old, namespace)
         selectors = live_selectors(kube, old, namespace)
         made = create_user_resources(kube, path.chart, user_namespace)
+        served = live_crds(kube, old)
 
         flags = {
             "same-values": ["--values", str(values)],
@@ -250,6 +267,7 @@ def run_path(
         user_resources_intact(kube, user_namespace, made)
         if path.chart == "base":
             crds_match_working_tree(helm, kube, target)
+            crds_kept_what_was_served(kube, served, new)
 
         helm.rollback(release, 1, namespace=namespace, wait=True, timeout=120)
         rolled = manifest_objects(helm, release, namespace)
