@@ -1,10 +1,11 @@
 """The main job's flow: check the committed release, serve it, and install base, istiod and gateway from it.
 
 1. Release check, without the private key: `meshcharts release` runs on a scratch copy of the
-   repository. Every version in charts/ is already published, so it must package, sign and index
-   nothing (the archives are byte-reproducible); `index --verify` and `helm verify` with the
-   published public key (meshcharts.asc) must pass. A chart changed without a version bump, or a
-   new version nobody released, stops the flow here with the reason.
+   repository, for the base line (charts/) and every later line (lines/<line>/). Every version there
+   is already published, so it must package, sign and index nothing (the archives are
+   byte-reproducible); `index --verify` and `helm verify` with the published public key
+   (meshcharts.asc) must pass. A chart changed without a version bump, or a new version nobody
+   released, stops the flow here with the reason.
 2. The scratch repository is served on 127.0.0.1 (a free port), added with `helm repo add` under a
    Helm home of its own, listed with `helm search repo --versions`, and base, istiod and gateway
    are installed from it with `--verify`.
@@ -44,7 +45,15 @@ GATEWAY_NS = "istio-ingress"
 GATEWAY_RELEASE = "istio-ingressgateway"
 # What a scratch copy of the repository needs: the generator inputs for `generate --check`, the
 # charts, and everything the repository publishes.
-REPOSITORY_PARTS = ("generator/specs", "generator/templates", "charts", "packages", *repo.SERVED_TOP_LEVEL)
+REPOSITORY_PARTS = (
+    "generator/specs",
+    "generator/templates",
+    "generator/lines",
+    "charts",
+    "lines",
+    "packages",
+    *repo.SERVED_TOP_LEVEL,
+)
 
 
 @dataclass
@@ -78,19 +87,20 @@ def check_release(source: Layout, scratch: Path, helm: Helm, say: Say) -> tuple[
     """
     layout = copy_repository(source.root, scratch / "repository")
     before = layout.index.read_bytes()
-    report = repo.release(layout, sign_key=None)
-    changed = [str(p.relative_to(layout.root)) for p in (*report.packaged, *report.signed)] + report.indexed
-    if changed or layout.index.read_bytes() != before:
-        raise RepoError(
-            "the committed release is not what charts/ packs to: `meshcharts release` would change "
-            + (", ".join(changed) or "index.yaml")
+    for line in layout.every_line():
+        report = repo.release(line, sign_key=None)
+        changed = [str(p.relative_to(layout.root)) for p in (*report.packaged, *report.signed)] + report.indexed
+        if changed or layout.index.read_bytes() != before:
+            raise RepoError(
+                f"the committed release is not what {line.charts_label} packs to: `meshcharts release` would "
+                "change " + (", ".join(changed) or "index.yaml")
+            )
+        say(
+            f"release: the {len(repo.chart_dirs(line))} charts in {line.charts_label} pack to their published "
+            "archives byte for byte; nothing to package, sign or index"
         )
     archives = sorted(layout.packages.glob("*.tgz"))
-    charts = len(repo.chart_dirs(layout))
-    say(
-        f"release: the {charts} charts in charts/ pack to their published archives byte for byte; nothing to "
-        f"package, sign or index ({len(archives)} archives published, index.yaml unchanged)"
-    )
+    say(f"release: {len(archives)} archives published, index.yaml unchanged")
     problems = index_mod.verify(layout.root, layout.index)
     if problems:
         raise RepoError("index.yaml does not match packages/:\n" + "\n".join(f"  {p}" for p in problems))

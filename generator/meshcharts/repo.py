@@ -49,8 +49,8 @@ def package_all(layout: Layout) -> list[package_mod.PackageResult]:
             old = target.read_bytes()
             if old != data:
                 refusals.append(
-                    f"{target.name} is published with sha256 {hashlib.sha256(old).hexdigest()}, but charts/"
-                    f"{chart_dir.name} now packs to sha256 {hashlib.sha256(data).hexdigest()}"
+                    f"{target.name} is published with sha256 {hashlib.sha256(old).hexdigest()}, but "
+                    f"{layout.charts_label}{chart_dir.name} now packs to sha256 {hashlib.sha256(data).hexdigest()}"
                 )
             continue
         planned.append((target, data))
@@ -58,7 +58,9 @@ def package_all(layout: Layout) -> list[package_mod.PackageResult]:
         raise RepoError(
             "a published archive never changes; nothing was written:\n"
             + "\n".join(f"  {r}" for r in refusals)
-            + "\nBump `version` in generator/specs/suite.yaml and run `meshcharts generate` first."
+            + "\nBump `version` in "
+            + (f"generator/lines/{layout.line}/line.yaml (suite)" if layout.line else "generator/specs/suite.yaml")
+            + " and run `meshcharts generate` first."
         )
     results = []
     for target, data in planned:

@@ -1,5 +1,5 @@
-"""A security scan of what the charts render: checkov over `helm template` of every chart with its default
-values and with each `ci/values/<chart>/*.yaml`.
+"""A security scan of what the charts render: checkov over `helm template` of every chart, in charts/ and in
+each release line's lines/<line>/, with its default values and with each `ci/values/<chart>/*.yaml`.
 
 Every failed check is a finding unless `ci/checkov-suppressions.yaml` names its check id with the reason
 it is accepted (optionally only for some objects). A suppression that matches nothing is a finding too,
@@ -147,16 +147,19 @@ def load_suppressions(path: Path, shown_as: str = SUPPRESSIONS) -> list[Suppress
 
 
 def render_cases(layout: Layout, helm: Helm, charts: Sequence[str] = spec.CHART_NAMES) -> dict[str, str]:
-    """`{chart (case): manifest stream}` for each chart's default values and each ci/values case."""
+    """`{chart [tree] (case): manifest stream}` for each chart's default values and each ci/values case, in
+    charts/ and in every release line's tree (`gateway lines/1.13/ (default values)`): every line ships."""
     rendered = {}
-    for chart in charts:
-        for case, values in lint.scenarios(layout, chart).items():
-            rendered[f"{chart} ({case})"] = helm.template(
-                lint.RELEASES.get(chart, chart),
-                layout.charts / chart,
-                namespace=lint.NAMESPACE,
-                values=[values] if values else [],
-            )
+    for line in layout.every_line():
+        tree = "" if line.line is None else f" {line.charts_label}"
+        for chart in charts:
+            for case, values in lint.scenarios(layout, chart).items():
+                rendered[f"{chart}{tree} ({case})"] = helm.template(
+                    lint.RELEASES.get(chart, chart),
+                    line.charts / chart,
+                    namespace=lint.NAMESPACE,
+                    values=[values] if values else [],
+                )
     return rendered
 
 

@@ -485,7 +485,10 @@ def _read_templates(root: Path) -> dict[str, str]:
 # Release lines: generator/lines/<line>/line.yaml declares what a line changes from generator/specs
 
 
-_LINE_SUITE_KEYS = {"version", "kubeVersion", "hub"}
+# signKey: the key that signs the line's releases. A published chart's Chart.yaml names its signer, so when the
+# key rotates, the new key is named by the line that releases next; the base line's suite.yaml keeps the key of
+# its published version until its next patch (generator/lines/README.md).
+_LINE_SUITE_KEYS = {"version", "kubeVersion", "hub", "signKey"}
 _LINE_KEYS = {"apiVersion", "kind", "line", "basedOn", "suite", "features", "crds", "charts"}
 _LINE_CHART_KEYS = {"changes", "values", "groups", "templates"}
 _LINE_VALUE_OPS = {"add", "change", "deprecate", "remove"}
@@ -511,6 +514,8 @@ def _load_overlay(c: _Collector, path: Path, where: str, line: str) -> _Overlay:
     version = str(suite.get("version", ""))
     if suite and ".".join(version.split(".")[:2]) != line:
         c.add(f"{where}:suite.version", f"{version!r} is not a version of line {line}")
+    if "signKey" in suite:
+        c.mapping(suite["signKey"], f"{where}:suite.signKey", {"fingerprint", "url"}, {"fingerprint", "url"})
     charts = c.mapping(d.get("charts", {}) or {}, f"{where}:charts", set(CHART_NAMES), set())
     sections = {}
     for name, section in charts.items():

@@ -1,7 +1,9 @@
 """The upgrade matrix: which published versions to upgrade from, and the report of how each path went.
 
 Paths come from index.yaml, never from git history: for each chart, every published patch of the
-working tree's minor version and the newest patch of each earlier minor, each upgraded to charts/.
+working tree's minor version and the newest patch of each earlier minor, each upgraded to charts/. A later
+release line's tree (lines/<line>/) is the target of its own line's published patches; the moves to it from
+earlier minors are the cross-minor paths. No path goes from a newer line down to an older one.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class UpgradePath:
     chart: str
     from_version: str
     to_version: str
+    line: str | None = None  # the release line whose tree is the target; None: the base line, charts/
 
     @property
     def id(self) -> str:
@@ -49,13 +52,21 @@ def select_versions(published: Iterable[str], current: str) -> list[str]:
     return [str(v) for v in picked]
 
 
-def matrix(index: Mapping[str, Any], current: Mapping[str, str]) -> list[UpgradePath]:
-    """Upgrade paths for every chart in `current` (name -> working-tree version) from the index's entries."""
+def matrix(
+    index: Mapping[str, Any], current: Mapping[str, str], *, line: str | None = None, within_line: bool = False
+) -> list[UpgradePath]:
+    """Upgrade paths for every chart in `current` (name -> working-tree version) from the index's entries.
+
+    `line` names the release line whose tree `current` describes; `within_line` keeps only the paths from
+    that line's own published patches (a later line's cross-minor paths are tested on their own)."""
     paths = []
     for chart, version in sorted(current.items()):
         published = [str(e["version"]) for e in index.get("entries", {}).get(chart, [])]
+        minor = semver.Version.parse(version).replace(patch=0, prerelease=None, build=None)
         for old in select_versions(published, version):
-            paths.append(UpgradePath(chart, old, version))
+            if within_line and semver.Version.parse(old).replace(patch=0, prerelease=None, build=None) != minor:
+                continue
+            paths.append(UpgradePath(chart, old, version, line))
     return paths
 
 
@@ -79,29 +90,70 @@ def _version_key(version: str) -> Any:
         return (1, version)  # a working tree's label sorts after every version
 
 
-def matrix_markdown(results: Iterable[PathResult]) -> list[str]:
-    """The paths as one from-version x to-version table per chart; a cell counts the scenarios (values,
-    upgrade mode, Helm) that passed and names each one that did not, so cross-minor moves stand out."""
-    rows = list(results)
-    lines: list[str] = []
-    for chart in sorted({r.chart for r in rows}):
-        mine = [r for r in rows if r.chart == chart]
+@dataclass(frozen=True)
+class _Cell:
+    """One values scenario on one path: its runs (upgrade mode x Helm) that passed, and those that did not."""
+
+    passed: int
+    total: int
+    bad: tuple[str, ...]
+
+    def text(self, bold: bool = False) -> str:
+        if not self.bad:
+            return f"{self.passed}/{self.total}"
+        named = "; ".join(self.bad)
+        return f"{self.passed}/{self.total} ({f'**{named}**' if bold else named})"
+
+
+_Table = tuple[str, list[str], list[tuple[str, list["_Cell | None"]]]]
+
+
+def _matrices(rows: list[PathResult]) -> list[_Table]:
+    """One from-version x to-version table per chart and values scenario: (title, to-versions, rows of cells).
+    A cell is that scenario on that path, so a cross-minor move or one failing upgrade mode stands out."""
+    tables: list[_Table] = []
+    for chart, scenario in sorted({(r.chart, r.scenario) for r in rows}):
+        mine = [r for r in rows if (r.chart, r.scenario) == (chart, scenario)]
         froms = sorted({r.from_version for r in mine}, key=_version_key)
         tos = sorted({r.to_version for r in mine}, key=_version_key)
-        lines += ["", f"**{chart}** (rows: from, columns: to)", "", "| from \\ to | " + " | ".join(tos) + " |"]
-        lines.append("|---|" + "---|" * len(tos))
+        body: list[tuple[str, list[_Cell | None]]] = []
         for old in froms:
-            cells = []
+            cells: list[_Cell | None] = []
             for new in tos:
-                cell = [r for r in mine if (r.from_version, r.to_version) == (old, new)]
-                if not cell:
-                    cells.append("")
-                    continue
-                bad = [f"{r.scenario}/{r.mode}/{r.helm} {r.outcome}" for r in cell if r.outcome != "passed"]
-                passed = len(cell) - len(bad)
-                cells.append(f"{passed}/{len(cell)}" + (" (**" + "; ".join(bad) + "**)" if bad else ""))
-            lines.append(f"| {old} | " + " | ".join(cells) + " |")
+                runs = [r for r in mine if (r.from_version, r.to_version) == (old, new)]
+                bad = tuple(f"{r.mode}/{r.helm} {r.outcome}" for r in runs if r.outcome != "passed")
+                cells.append(_Cell(len(runs) - len(bad), len(runs), bad) if runs else None)
+            body.append((old, cells))
+        tables.append((f"{chart}, values {scenario}", tos, body))
+    return tables
+
+
+def matrix_markdown(results: Iterable[PathResult]) -> list[str]:
+    """The paths as from-version x to-version tables, one per chart and values scenario (see `_matrices`)."""
+    lines: list[str] = []
+    for title, tos, body in _matrices(list(results)):
+        lines += ["", f"**{title}** (rows: from, columns: to; a cell: runs passed)", ""]
+        lines += ["| from \\ to | " + " | ".join(tos) + " |", "|---|" + "---|" * len(tos)]
+        for old, cells in body:
+            lines.append(f"| {old} | " + " | ".join(c.text(bold=True) if c else "" for c in cells) + " |")
     return lines
+
+
+def _matrix_html(results: list[PathResult]) -> str:
+    parts = []
+    for title, tos, body in _matrices(results):
+        head = "".join(f"<th>{html.escape(t)}</th>" for t in tos)
+        rows = "".join(
+            f"<tr><th>{html.escape(old)}</th>"
+            + "".join(
+                f"<td class='{'failed' if c.bad else 'passed'}'>{html.escape(c.text())}</td>" if c else "<td></td>"
+                for c in cells
+            )
+            + "</tr>"
+            for old, cells in body
+        )
+        parts.append(f"<h2>{html.escape(title)}</h2><table><tr><th>from \\ to</th>{head}</tr>{rows}</table>")
+    return "".join(parts)
 
 
 def write_report(results: Iterable[PathResult], directory: Path) -> tuple[Path, Path, Path]:
@@ -148,8 +200,11 @@ def write_report(results: Iterable[PathResult], directory: Path) -> tuple[Path, 
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>meshcharts upgrade matrix</title>"
         "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-        "padding:2px 8px}tr.failed{background:#fdd}tr.passed{background:#efe}</style></head><body>"
-        f"<h1>Upgrade matrix</h1><p>{passed}/{len(rows)} paths passed in {total:.1f} s</p><table><tr>"
+        "padding:2px 8px}tr.failed{background:#fdd}tr.passed{background:#efe}"
+        "td.failed{background:#fdd}td.passed{background:#efe}</style></head><body>"
+        f"<h1>Upgrade matrix</h1><p>{passed}/{len(rows)} paths passed in {total:.1f} s</p>"
+        + _matrix_html(rows)
+        + "<h2>Every path</h2><table><tr>"
         + "".join(f"<th>{h}</th>" for h in header)
         + f"</tr>{cells}</table></body></html>\n"
     )

@@ -25,8 +25,13 @@ from meshcharts.testing import waits
 from meshcharts.testing.plugin import kube_for
 from tests.e2e.conftest import REPO
 
-# The version charts/ packs to, which is the newest published one (a test elsewhere keeps them equal).
-NEWEST = str(yaml.safe_load((REPO / "charts" / "gateway" / "Chart.yaml").read_text())["version"])
+# The version charts/ packs to, the newest published one of the base line (a test elsewhere keeps them equal).
+CHARTS_VERSION = str(yaml.safe_load((REPO / "charts" / "gateway" / "Chart.yaml").read_text())["version"])
+# What `helm install meshcharts/<chart>` picks: the newest published version of any line.
+NEWEST = max(
+    (str(e["version"]) for e in yaml.safe_load((REPO / "index.yaml").read_text())["entries"]["gateway"]),
+    key=lambda v: tuple(int(x) for x in v.split(".")),
+)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +61,10 @@ def test_the_main_job_installs_base_istiod_and_gateway_from_the_served_repositor
         ("istiod", "istiod", "istio-system"),
         ("istio-ingressgateway", "gateway", "istio-ingress"),
     ]
-    assert any("the 3 charts in charts/ pack to their published archives byte for byte" in line for line in said), said
+    # Both release lines are served and listed.
+    assert {version.rsplit(".", 1)[0] for _, version in rows} == {"1.12", "1.13"}, rows
+    for tree in ("charts/", "lines/1.13/"):
+        assert any(f"the 3 charts in {tree} pack to their published archives byte for byte" in s for s in said), said
     assert any("answered by the meshcharts admission recorder" in line for line in said), said
 
     helm = Helm(kubeconfig=own_cluster.kubeconfig)
@@ -80,12 +88,20 @@ def scratch_copy(tmp_path: Path) -> Layout:
     return demo.copy_repository(REPO, tmp_path / "source")
 
 
+LINE_VERSION = str(yaml.safe_load((REPO / "lines" / "1.13" / "gateway" / "Chart.yaml").read_text())["version"])
+
+
+@pytest.mark.parametrize(
+    ("version", "tree"), [(CHARTS_VERSION, "charts/"), (LINE_VERSION, "lines/1.13/")], ids=["charts", "line-1.13"]
+)
 def test_release_check_refuses_a_published_archive_that_charts_no_longer_pack_to(
-    scratch_copy: Layout, tmp_path: Path
+    scratch_copy: Layout, tmp_path: Path, version: str, tree: str
 ) -> None:
-    archive = scratch_copy.packages / f"gateway-{NEWEST}.tgz"  # the version charts/ packs to
+    archive = scratch_copy.packages / f"gateway-{version}.tgz"  # the version the tree packs to
     archive.write_bytes(archive.read_bytes() + b"\0")
-    with pytest.raises(RepoError, match=rf"gateway-{re.escape(NEWEST)}\.tgz is published with sha256"):
+    with pytest.raises(
+        RepoError, match=rf"gateway-{re.escape(version)}\.tgz is published with sha256.* but {tree}gateway"
+    ):
         demo.check_release(scratch_copy, tmp_path / "work", Helm().with_home(tmp_path / "helm"), lambda _: None)
 
 

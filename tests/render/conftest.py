@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -106,3 +109,44 @@ def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> d
 
 def kinds(objects: list[dict[str, Any]]) -> set[tuple[str, str]]:
     return {(o["kind"], o["metadata"]["name"]) for o in objects}
+
+
+# A scratch copy of the repository: what `meshcharts generate`, `lint` and `release` read and write, so a test
+# can break or rotate something and run the real CLI on it without touching the working tree.
+SCRATCH_COPIED = (
+    "charts",
+    "lines",
+    "generator",
+    "packages",
+    "ci",
+    "index.yaml",
+    "meshcharts.asc",
+    "artifacthub-repo.yml",
+)
+
+
+def scratch_copy(root: Path) -> Path:
+    """Copy the repository's generator, trees, published packages and repository files into `root`."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in SCRATCH_COPIED:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, root / name)
+    return root
+
+
+def meshcharts(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI of this checkout's generator, run on the repository at `root`."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "generator"), "MESHCHARTS_ROOT": str(root)}
+    return subprocess.run(
+        [sys.executable, "-m", "meshcharts.cli", *args], cwd=root, env=env, capture_output=True, text=True, check=False
+    )
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace `old`, which must occur exactly once, so a test's edit fails loudly once the text moves."""
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, f"{path}: expected {old!r} once; the test's edit no longer applies"
+    path.write_text(text.replace(old, new), encoding="utf-8")

@@ -8,33 +8,15 @@ value no template reads without regenerating. Run with `-s` to see the output a 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.render.conftest import Helm
+from tests.render.conftest import REPO, Helm, edit, meshcharts, scratch_copy
 
-REPO = Path(__file__).resolve().parents[2]
 PUBLISHED = sorted({str(e["version"]) for e in json.loads((REPO / "index.yaml").read_text())["entries"]["gateway"]})
-GENERATOR = REPO / "generator"
-COPIED = ("charts", "lines", "generator", "packages", "index.yaml", "ci")
-
-
-def meshcharts(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(GENERATOR), "MESHCHARTS_ROOT": str(root)}
-    return subprocess.run(
-        [sys.executable, "-m", "meshcharts.cli", *args], cwd=root, env=env, capture_output=True, text=True, check=False
-    )
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert text.count(old) == 1, f"{path}: expected {old!r} once; the test's edit no longer applies"
-    path.write_text(text.replace(old, new), encoding="utf-8")
 
 
 def test_lint_of_the_repository_compares_every_published_chart_and_is_clean(helm4: Helm) -> None:
@@ -55,14 +37,7 @@ def test_lint_with_an_unknown_chart_is_bad_usage() -> None:
 
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory: pytest.TempPathFactory, helm4: Helm) -> Path:
-    root = tmp_path_factory.mktemp("broken") / "meshcharts"
-    root.mkdir()
-    for name in COPIED:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, root / name)
+    root = scratch_copy(tmp_path_factory.mktemp("broken") / "meshcharts")
     templates, specs = root / "generator" / "templates", root / "generator" / "specs"
     # The selector helper drops trimPrefix: istio=istio-ingressgateway instead of ingressgateway.
     edit(templates / "gateway/templates/_helpers.tpl.j2", '| trimPrefix "istio-" }}', "}}")

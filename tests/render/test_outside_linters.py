@@ -1,4 +1,5 @@
-"""The linters the Helm ecosystem trusts, run from their real code on charts/: ct lint and ah lint."""
+"""The linters the Helm ecosystem trusts, run from their real code on charts/ and every release line's
+lines/<line>/: ct lint and ah lint."""
 
 from __future__ import annotations
 
@@ -57,25 +58,50 @@ def _ct_lint(root: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     return done
 
 
+def _trees() -> list[str]:
+    """charts and lines/<line> for every release line: what ships, so what the outside linters must read."""
+    from meshcharts.paths import Layout
+
+    return [layout.charts_label.rstrip("/") for layout in Layout(REPO).every_line()]
+
+
+def _version(tree: str, chart: str = "base") -> str:
+    import yaml
+
+    return str(yaml.safe_load((REPO / tree / chart / "Chart.yaml").read_text())["version"])
+
+
+def test_ct_lint_config_names_every_release_lines_tree() -> None:
+    import yaml
+
+    config = yaml.safe_load((REPO / "ci" / "ct.yaml").read_text())
+    assert config["chart-dirs"] == _trees(), "add the new line's lines/<line> to chart-dirs in ci/ct.yaml"
+
+
 def test_ct_lint_passes_on_every_chart(tmp_path: Path) -> None:
     done = _ct_lint(REPO, tmp_path)
     assert done.returncode == 0, done.stderr
     assert "All charts linted successfully" in done.stdout
-    for chart in CHARTS:
-        assert f'✔︎ {chart} => (version: "' in done.stdout, chart
+    for tree in _trees():
+        for chart in CHARTS:
+            version = _version(tree, chart)
+            assert f'✔︎ {chart} => (version: "{version}", path: "{tree}/{chart}")' in done.stdout, (tree, chart)
     assert "Version increment checking disabled." in done.stderr
 
 
 def test_ct_lint_fails_a_chart_whose_chart_yaml_breaks_its_schema(tmp_path: Path) -> None:
-    """The test above can fail: the same config on a copy with a Chart.yaml ct's schema refuses."""
+    """The test above can fail: the same config on a copy where one Chart.yaml, of the 1.13 line's tree, is one
+    ct's schema refuses; the line's tree is linted like charts/."""
     root = tmp_path / "tree"
-    shutil.copytree(REPO / "charts" / "base", root / "charts" / "base")
+    for tree in _trees():
+        shutil.copytree(REPO / tree / "base", root / tree / "base")
     shutil.copytree(REPO / "ci", root / "ci", ignore=shutil.ignore_patterns("toolchain", "crdcheck"))
-    chart_yaml = root / "charts" / "base" / "Chart.yaml"
+    chart_yaml = root / "lines" / "1.13" / "base" / "Chart.yaml"
     chart_yaml.write_text(chart_yaml.read_text().replace("apiVersion: v2", "apiVersion: v9", 1))
     done = _ct_lint(root, tmp_path)
     assert done.returncode != 0
-    assert "✖︎ base" in done.stdout
+    assert f' ✔︎ base => (version: "{_version("charts")}", path: "charts/base")' in done.stdout
+    assert f' ✖︎ base => (version: "{_version("lines/1.13")}", path: "lines/1.13/base")' in done.stdout
     assert "apiVersion 'v9' is not valid" in done.stdout + done.stderr
 
 
@@ -83,13 +109,14 @@ def test_ah_lint_passes_on_the_repository_layout() -> None:
     ah = shutil.which("ah")
     if ah is None:
         pytest.skip(AH_MISSING)
-    argv = [ah, "lint", "--kind", "helm", "--path", "charts"]
-    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
-    print(f"$ {' '.join(argv)}  (exit {done.returncode})")
-    print(done.stdout + done.stderr)
-    assert done.returncode == 0, done.stdout + done.stderr
-    for chart in CHARTS:
-        assert chart in done.stdout
+    for tree in _trees():
+        argv = [ah, "lint", "--kind", "helm", "--path", tree]
+        done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        print(f"$ {' '.join(argv)}  (exit {done.returncode})")
+        print(done.stdout + done.stderr)
+        assert done.returncode == 0, done.stdout + done.stderr
+        for chart in CHARTS:
+            assert chart in done.stdout
 
 
 def test_yamllint_passes_on_ci_inputs_workflows_and_chart_metadata() -> None:
@@ -98,7 +125,7 @@ def test_yamllint_passes_on_ci_inputs_workflows_and_chart_metadata() -> None:
     if yamllint is None:
         pytest.skip("requires yamllint from PyPI (pip install yamllint)")
     targets = ["ci/ct.yaml", "ci/yamllint.yaml", "ci/kind", "ci/github", "artifacthub-repo.yml"]
-    targets += [f"charts/{chart}/Chart.yaml" for chart in CHARTS]
+    targets += [f"{tree}/{chart}/Chart.yaml" for tree in _trees() for chart in CHARTS]
     argv = [yamllint, "--strict", "--config-file", "ci/yamllint.yaml", *targets]
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stdout + done.stderr

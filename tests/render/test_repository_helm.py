@@ -146,26 +146,50 @@ def test_served_repository_works_with_repo_add_search_and_pull_verify(
         server.stop()
 
 
-# The release key was rotated after 1.12.1 (README: "Rotating the signing key"): older archives keep the
-# old key's signature, newer ones carry the new key's, and meshcharts.asc holds both public keys.
-OLD_KEY = "C2BF2DAB675122AA99FB0F45F65A6209FAE0A292"
+# Which key signed which version is data the repository already publishes: each version's Chart.yaml carries
+# `artifacthub.io/signKey` (copied into its index.yaml entry), written at release from the signKey of the
+# suite or line that made it (generator/specs/suite.yaml, generator/lines/<line>/line.yaml). The keys rotated
+# twice (README: "Rotating the signing key"); every archive must be signed by exactly the key it names, and
+# meshcharts.asc alone must verify them all.
+def _named_signer(entry: dict[str, object], where: str) -> str:
+    import yaml
+
+    annotations = entry.get("annotations")
+    assert isinstance(annotations, dict) and "artifacthub.io/signKey" in annotations, f"{where} names no signKey"
+    fingerprint = yaml.safe_load(annotations["artifacthub.io/signKey"])["fingerprint"]
+    assert isinstance(fingerprint, str)
+    return fingerprint
 
 
-def test_every_published_archive_verifies_with_the_published_keys_old_and_new(
+def test_every_published_archive_is_signed_by_the_key_it_names_and_verifies_with_the_published_keys(
     helm: Helm, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    import yaml
+    from meshcharts import index, package, spec
 
     home = tmp_path_factory.mktemp("published-keys")
     keyring = repo.public_keyring(REPO / repo.PUBLIC_KEY, home / "pubring.gpg", home)
-    suite = yaml.safe_load((REPO / "generator" / "specs" / "suite.yaml").read_text())
-    current = suite["signKey"]["fingerprint"]
-    signers: dict[str, str] = {}
-    for archive in sorted((REPO / "packages").glob("*.tgz")):
-        out = helm.run("verify", str(archive), "--keyring", str(keyring)).stdout
-        (fingerprint,) = [line.split()[-1] for line in out.splitlines() if "Fingerprint" in line]
-        signers[archive.name] = fingerprint
-    assert set(signers.values()) == {OLD_KEY, current}, signers
-    assert {name for name, key in signers.items() if key == OLD_KEY} == {
-        f"{chart}-{version}.tgz" for chart in ("base", "gateway", "istiod") for version in ("1.12.0", "1.12.1")
-    }
+    named: dict[str, str] = {}
+    signed: dict[str, str] = {}
+    for chart, entries in index.load(REPO / "index.yaml")["entries"].items():
+        for entry in entries:
+            archive = REPO / entry["urls"][0]
+            expected = _named_signer(entry, f"index.yaml {chart} {entry['version']}")
+            inside = _named_signer(package.read_archive(archive).metadata, f"{archive.name}:Chart.yaml")
+            assert inside == expected, f"{archive.name}: index.yaml and its Chart.yaml name different signers"
+            out = helm.run("verify", str(archive), "--keyring", str(keyring)).stdout
+            assert "Chart Hash Verified" in out, archive.name
+            (fingerprint,) = [line.split()[-1] for line in out.splitlines() if "Fingerprint" in line]
+            named[archive.name], signed[archive.name] = expected, fingerprint
+    assert signed == named
+    # Each line's working tree names the key that signed its newest published version (the key its next
+    # release is signed with, or the one its published tree already names).
+    layout = Layout(REPO)
+    for line in layout.every_line():
+        model = spec.load(line)
+        key = model.suite.sign_key
+        assert key is not None, f"{line.charts_label} names no signKey"
+        published_here = [n for n in named if n.endswith(f"-{model.suite.version}.tgz")]
+        assert published_here, f"{model.suite.version} ({line.charts_label}) is not published"
+        assert {named[n] for n in published_here} == {key["fingerprint"]}, line.charts_label
+    # Rotation keeps the old public keys: more than one key has signed, and all verify from the one file.
+    assert len(set(signed.values())) >= 2, signed

@@ -95,3 +95,25 @@ def test_the_hardened_render_has_no_such_finding(checkov: Path, helm: Helm, tmp_
     """The control: the same chart without the weakness."""
     report = scan.scan(tree(tmp_path, privileged=False), helm, charts=["gateway"], checkov=checkov, suppressions=[])
     assert not [f for f in report.findings if f.check_id == "CKV_K8S_16"], report.findings
+
+
+def test_a_release_lines_tree_is_scanned_too(checkov: Path, helm: Helm, tmp_path: Path) -> None:
+    """lines/<line>/ ships like charts/: a weakness only the 1.13 line's tree has is a finding named for it."""
+    layout = tree(tmp_path, privileged=False)
+    line_chart = tmp_path / "lines" / "1.13" / "gateway"
+    (line_chart / "templates").mkdir(parents=True)
+    (line_chart / "Chart.yaml").write_text("apiVersion: v2\nname: gateway\nversion: 0.0.2\n")
+    (line_chart / "values.yaml").write_text("privileged: true\n")
+    (line_chart / "templates" / "deployment.yaml").write_text(DEPLOYMENT)
+    overlay = tmp_path / "generator" / "lines" / "1.13" / "line.yaml"
+    overlay.parent.mkdir(parents=True)
+    overlay.write_text("line: '1.13'\n")  # what makes 1.13 a line of this tree; the scan reads only lines/1.13/
+    report = scan.scan(layout, helm, charts=["gateway"], checkov=checkov, suppressions=[])
+    assert report.renders == [
+        "gateway (default values)",
+        "gateway (values ci/values/gateway/unprivileged.yaml)",
+        "gateway lines/1.13/ (default values)",
+        "gateway lines/1.13/ (values ci/values/gateway/unprivileged.yaml)",
+    ]
+    privileged = {f.render for f in report.findings if f.check_id == "CKV_K8S_16"}
+    assert privileged == {"gateway lines/1.13/ (default values)"}, report.findings

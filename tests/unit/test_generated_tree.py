@@ -43,10 +43,11 @@ def test_published_versions_are_exactly_what_charts_pack_to(layout: Layout) -> N
     """A chart changed under an already published version would be refused at release; catch it here first."""
     from meshcharts import package, repo
 
-    for chart in repo.chart_dirs(layout):
-        archive = layout.packages / package.archive_name(package.load_metadata(chart))
-        if archive.exists():
-            assert package.archive_bytes(chart) == archive.read_bytes(), (
-                f"charts/{chart.name} changed but {archive.name} is published: bump the version in "
-                "generator/specs/suite.yaml"
-            )
+    for line in layout.every_line():
+        for chart in repo.chart_dirs(line):
+            archive = layout.packages / package.archive_name(package.load_metadata(chart))
+            if archive.exists():
+                assert package.archive_bytes(chart) == archive.read_bytes(), (
+                    f"{line.charts_label}{chart.name} changed but {archive.name} is published: bump the version in "
+                    + (f"generator/lines/{line.line}/line.yaml" if line.line else "generator/specs/suite.yaml")
+                )

@@ -146,6 +146,25 @@ def test_a_line_version_must_belong_to_the_line(tmp_path: Path) -> None:
     assert "generator/lines/1.13/line.yaml:suite.version: '1.14.0' is not a version of line 1.13" in problems
 
 
+def test_a_line_names_its_own_signing_key_and_the_base_line_keeps_its_own(tmp_path: Path) -> None:
+    """After a key rotation the next line's releases name the new key while the published base line's tree
+    still names the key that signed it (its Chart.yaml must pack to the published archive)."""
+    layout = make_line(tmp_path)
+    suite = yaml.safe_load((tmp_path / "generator" / "specs" / "suite.yaml").read_text())
+    overlay = tmp_path / "generator" / "lines" / "1.13" / "line.yaml"
+    text = overlay.read_text()
+    overlay.write_text(text.replace("suite: {version: 1.13.0}", "suite: {version: 1.13.0, signKey: {fingerprint: "
+                                    + "B" * 40 + ", url: https://example.invalid/k.asc}}"))  # fmt: skip
+    assert spec.load(layout).suite.sign_key == suite["signKey"]
+    assert spec.load(layout.for_line("1.13")).suite.sign_key == {
+        "fingerprint": "B" * 40,
+        "url": "https://example.invalid/k.asc",
+    }
+    overlay.write_text(text.replace("suite: {version: 1.13.0}", "suite: {version: 1.13.0, signKey: {fingerprint: x}}"))
+    problems = load_problems(layout.for_line("1.13"))
+    assert "generator/lines/1.13/line.yaml:suite.signKey: missing required key 'url'" in problems
+
+
 def test_the_repository_lines_are_ordered_and_1_13_changes_the_suite() -> None:
     root = Path(__file__).resolve().parents[2]
     layout = Layout(root)
@@ -165,7 +184,36 @@ def test_the_upgrade_report_shows_paths_as_a_from_to_matrix() -> None:
         PathResult("gateway", "1.12.1", "1.13.0", "default", "same-values", "helm4", "passed", 1.0),
         PathResult("gateway", "1.12.1", "1.13.0", "default", "reuse-values", "helm4", "failed", 1.0),
     ]
+    results += [
+        PathResult("gateway", "1.13.0", "1.13.0", "default", "same-values", "helm4", "passed", 1.0),
+        PathResult("gateway", "1.12.1", "1.12.2", "daemonset", "same-values", "helm4", "passed", 1.0),
+        PathResult("gateway", "1.12.1", "1.12.2", "daemonset", "same-values", "helm3", "failed", 1.0),
+    ]
     table = matrix_markdown(results)
-    assert "| from \\ to | 1.12.2 | 1.13.0 |" in table
-    assert "| 1.12.0 | 1/1 |  |" in table
-    assert "| 1.12.1 | 1/1 | 1/2 (**default/reuse-values/helm4 failed**) |" in table
+    # One table per chart and values scenario, so each cell is one scenario on one path.
+    default = table[table.index("**gateway, values default** (rows: from, columns: to; a cell: runs passed)") :]
+    assert default[2] == "| from \\ to | 1.12.2 | 1.13.0 |"
+    assert "| 1.12.0 | 1/1 |  |" in default
+    assert "| 1.12.1 | 1/1 | 1/2 (**reuse-values/helm4 failed**) |" in default
+    assert "| 1.13.0 |  | 1/1 |" in default
+    daemonset = table[table.index("**gateway, values daemonset** (rows: from, columns: to; a cell: runs passed)") :]
+    assert daemonset[2:5] == ["| from \\ to | 1.12.2 |", "|---|---|", "| 1.12.1 | 1/2 (**same-values/helm3 failed**) |"]
+    assert table.index("**gateway, values daemonset** (rows: from, columns: to; a cell: runs passed)") < table.index(
+        "**gateway, values default** (rows: from, columns: to; a cell: runs passed)"
+    )
+
+
+def test_the_html_report_carries_the_matrix_too(tmp_path: Path) -> None:
+    from meshcharts.upgrade import PathResult, write_report
+
+    results = [
+        PathResult("base", "1.12.2", "1.13.0", "default", "same-values", "helm4", "passed", 1.0),
+        PathResult("base", "1.13.0", "1.13.0", "default", "reuse-values", "helm4", "failed", 1.0),
+    ]
+    md, page, _ = write_report(results, tmp_path)
+    text = page.read_text()
+    assert "<h2>base, values default</h2>" in text
+    assert "<tr><th>from \\ to</th><th>1.13.0</th></tr>" in text
+    assert "<tr><th>1.12.2</th><td class='passed'>1/1</td></tr>" in text
+    assert "<tr><th>1.13.0</th><td class='failed'>0/1 (reuse-values/helm4 failed)</td></tr>" in text
+    assert "| 1.13.0 | 0/1 (**reuse-values/helm4 failed**) |" in md.read_text()

@@ -23,13 +23,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.helm3)
 
 
-def current_versions() -> dict[str, str]:
-    layout = Layout(REPO)
+def current_versions(line: str | None = None) -> dict[str, str]:
+    layout = Layout(REPO, line)
     return {d.name: str(package.load_metadata(d)["version"]) for d in repo.chart_dirs(layout)}
 
 
 def published_matrix() -> list[upgrade.UpgradePath]:
-    return upgrade.matrix(index.load(REPO / "index.yaml"), current_versions())
+    """Each line's own published patches to its tree: 1.12.x to charts/, 1.13.x to lines/1.13/. The moves
+    from 1.12 to lines/1.13/ are test_cross_minor.py's; nothing goes from 1.13 down to charts/."""
+    published = index.load(REPO / "index.yaml")
+    paths = upgrade.matrix(published, current_versions())
+    for line in Layout(REPO).lines():
+        paths += upgrade.matrix(published, current_versions(line), line=line, within_line=True)
+    return paths
+
+
+def target_tree(path: upgrade.UpgradePath) -> Path:
+    """The working tree a path upgrades to: charts/<chart> or lines/<line>/<chart>."""
+    return Layout(REPO, path.line).charts / path.chart
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,12 @@ from tests.e2e.conftest import BASE_RELEASE, CHARTS, ControlPlane, istiod_values
 from tests.e2e.test_base import uninstall_base_and_crds
 from tests.upgrade.conftest import REPO, published_matrix
 
-OLD = sorted({p.from_version for p in published_matrix() if p.chart == "istiod"})[0] if published_matrix() else None
+# The oldest published istiod of the base line, whose tree (charts/) the canary moves to.
+OLD = min(
+    (p.from_version for p in published_matrix() if p.chart == "istiod" and p.line is None),
+    key=lambda v: tuple(int(x) for x in v.split(".")),
+    default=None,
+)
 
 
 def pod(kube: Kube, namespace: str, name: str) -> None:

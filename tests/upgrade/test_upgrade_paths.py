@@ -17,15 +17,15 @@ from typing import Any
 import pytest
 import yaml
 
-from meshcharts import upgrade
+from meshcharts import lint, upgrade
 from meshcharts.cluster import Cluster
 from meshcharts.helm import Helm
 from meshcharts.testing import waits
 from meshcharts.testing.admission import AdmissionRecorder, patch_ca_bundle
 from meshcharts.testing.plugin import Kube
-from tests.e2e.conftest import BASE_RELEASE, CHARTS, base_values, istiod_values
+from tests.e2e.conftest import BASE_RELEASE, base_values, istiod_values
 from tests.e2e.test_base import uninstall_base_and_crds
-from tests.upgrade.conftest import REPO, published_matrix
+from tests.upgrade.conftest import REPO, published_matrix, target_tree
 
 SCENARIOS = {
     chart: sorted(p.stem for p in (REPO / "ci" / "values" / chart).glob("*.yaml"))
@@ -138,11 +138,27 @@ def user_resources_intact(kube: Kube, namespace: str, made: list[tuple[str, str]
         assert obj["metadata"]["name"] == name
 
 
-def crds_match_working_tree(helm: Helm, kube: Kube) -> None:
+def live_crds(kube: Kube, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The CustomResourceDefinitions of a release as the API server holds them."""
+    return [
+        kube.api_client.sanitize_for_serialization(kube.ext.read_custom_resource_definition(o["metadata"]["name"]))
+        for o in objects
+        if o["kind"] == "CustomResourceDefinition"
+    ]
+
+
+def crds_kept_what_was_served(kube: Kube, before: list[dict[str, Any]], new: list[dict[str, Any]]) -> None:
+    """Every CRD, served version and schema field the cluster had before the upgrade is still there and no
+    narrower (lint's rules, on the live objects): users' stored objects keep their fields."""
+    broken = lint.compare_crds(before, live_crds(kube, new))
+    assert not broken, "the upgrade took away what users' objects use:\n" + "\n".join(broken)
+
+
+def crds_match_working_tree(helm: Helm, kube: Kube, base: Path) -> None:
     rendered = yaml.safe_load_all(
         helm.template(
             "x",
-            CHARTS / "base",
+            base,
             namespace=BASE_RELEASE[1],
             extra=("--show-only", "templates/customresourcedefinition.yaml"),
         )
@@ -242,13 +258,15 @@ def run_path(
         wait_workloads(kube, old, namespace)
         selectors = live_selectors(kube, old, namespace)
         made = create_user_resources(kube, path.chart, user_namespace)
+        served = live_crds(kube, old)
 
         flags = {
             "same-values": ["--values", str(values)],
             "reuse-values": ["--reuse-values"],
             "reset-then-reuse-values": ["--reset-then-reuse-values"],
         }[mode]
-        helm.upgrade(release, CHARTS / path.chart, namespace=namespace, wait=True, timeout=120, extra=tuple(flags))
+        target = target_tree(path)
+        helm.upgrade(release, target, namespace=namespace, wait=True, timeout=120, extra=tuple(flags))
         new = manifest_objects(helm, release, namespace)
         trust(kube, recorder, new)
         now = live_selectors(kube, new, namespace)  # workloads both versions render kept their selectors
@@ -259,7 +277,8 @@ def run_path(
         }
         user_resources_intact(kube, user_namespace, made)
         if path.chart == "base":
-            crds_match_working_tree(helm, kube)
+            crds_match_working_tree(helm, kube, target)
+            crds_kept_what_was_served(kube, served, new)
 
         helm.rollback(release, 1, namespace=namespace, wait=True, timeout=120)
         rolled = manifest_objects(helm, release, namespace)
@@ -279,3 +298,21 @@ def test_the_matrix_covers_every_published_version_of_every_chart() -> None:
     for chart, entries in index["entries"].items():
         assert {p.from_version for p in paths if p.chart == chart} == {e["version"] for e in entries}
     assert CASES, "no upgrade path: nothing is published yet"
+
+
+def _minor(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in version.split(".")[:2])
+
+
+def test_each_line_upgrades_its_own_patches_to_its_tree_and_nothing_goes_down_a_line() -> None:
+    paths = published_matrix()
+    for path in paths:
+        target = yaml.safe_load((target_tree(path) / "Chart.yaml").read_text())
+        assert str(target["version"]) == path.to_version, path
+        # Within a line here; from an older minor only to the base line (there are none yet) or in
+        # test_cross_minor.py; never from a newer line to an older one.
+        assert _minor(path.from_version) <= _minor(path.to_version), path
+        if path.line is not None:
+            assert _minor(path.from_version) == _minor(path.to_version) == _minor(path.line + ".0"), path
+    lines = {(p.chart, p.line) for p in paths}
+    assert lines == {(chart, line) for chart in ("base", "istiod", "gateway") for line in (None, "1.13")}
