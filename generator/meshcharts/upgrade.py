@@ -33,16 +33,18 @@ class UpgradePath:
 
 
 def select_versions(published: Iterable[str], current: str) -> list[str]:
-    """All patches of `current`'s minor (below or equal to it), plus the newest patch of each earlier minor.
+    """All patches of `current`'s minor below it, plus the newest patch of each earlier minor.
 
-    Pre-releases are left out: users upgrade from what `helm install` picks by default.
+    Pre-releases are left out: users upgrade from what `helm install` picks by default. `current` itself
+    is left out when it is published: a tree at a published version packs byte-for-byte to that archive
+    (the release check refuses anything else), so "upgrading" it would apply the same bytes again.
     """
     now = semver.Version.parse(current)
     parsed = sorted({semver.Version.parse(v) for v in published}, reverse=True)
     picked: list[semver.Version] = []
     newest_of_minor: set[tuple[int, int]] = set()
     for v in parsed:
-        if v.prerelease or v > now:
+        if v.prerelease or v >= now:
             continue
         if (v.major, v.minor) == (now.major, now.minor):
             picked.append(v)
