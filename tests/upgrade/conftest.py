@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,3 +53,28 @@ def chart_repo() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def recorded(
+    results: list[upgrade.PathResult], path: upgrade.UpgradePath, scenario: str, mode: str, helm_major: int
+) -> Iterator[None]:
+    """Appends the path's PathResult for the report: passed if the block finished, failed otherwise, and its time."""
+    start = time.monotonic()
+    outcome = "failed"
+    try:
+        yield
+        outcome = "passed"
+    finally:
+        results.append(
+            upgrade.PathResult(
+                path.chart,
+                path.from_version,
+                path.to_version,
+                scenario,
+                mode,
+                f"helm{helm_major}",
+                outcome,
+                time.monotonic() - start,
+            )
+        )

@@ -9,7 +9,6 @@ the new fields served). Results join the upgrade report's matrix (from 1.12.x to
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from meshcharts.testing import waits
 from meshcharts.testing.admission import AdmissionRecorder
 from meshcharts.testing.plugin import Kube
 from tests.e2e.conftest import BASE_RELEASE, istiod_values
-from tests.upgrade.conftest import REPO
+from tests.upgrade.conftest import REPO, recorded
 from tests.upgrade.test_canary_and_migration import (
     canary_slate,  # noqa: F401 - the fixture, used by name
     dry_run_reaches,
@@ -123,9 +122,7 @@ def test_cross_minor_upgrade(
     # As in test_upgrade_paths: only base's paths need no webhook answered (istiod's EnvoyFilters, gateway's pods do).
     needs_recorder = mesh_cluster.provider == "local" or path.chart != "base"
     recorder = request.getfixturevalue("recorder") if needs_recorder else None
-    start = time.monotonic()
-    outcome = "failed"
-    try:
+    with recorded(upgrade_results, path, "default", mode, mesh_helm.major):
         if path.chart == "base":
             request.getfixturevalue("base_slate")
             release, namespace = BASE_RELEASE
@@ -133,20 +130,6 @@ def test_cross_minor_upgrade(
             request.getfixturevalue("control_plane" if path.chart == "gateway" else "istio_base")
             release, namespace = RELEASES[path.chart], mesh_namespace
         run(path, mode, release, namespace, mesh_helm, kube, recorder, chart_repo, mesh_namespace, tmp_path)
-        outcome = "passed"
-    finally:
-        upgrade_results.append(
-            upgrade.PathResult(
-                path.chart,
-                path.from_version,
-                path.to_version,
-                "default",
-                mode,
-                f"helm{mesh_helm.major}",
-                outcome,
-                time.monotonic() - start,
-            )
-        )
 
 
 def run(
@@ -218,24 +201,8 @@ def test_canary_from_1_12_to_a_1_13_revision_moving_a_revision_tag(
     1.12 control plane, the `prod` revision tag moved to it, namespaces switched, the old revision removed.
     The report's istiod matrix shows it as the `canary` scenario on the path 1.12.x -> 1.13.0."""
     (path,) = [p for p in cross_minor_paths() if p.chart == "istiod"]
-    start = time.monotonic()
-    outcome = "failed"
-    try:
+    with recorded(upgrade_results, path, "canary", "revision-tag-moved", mesh_helm.major):
         canary(path.from_version, mesh_helm, kube, recorder, chart_repo, mesh_namespace, tmp_path)
-        outcome = "passed"
-    finally:
-        upgrade_results.append(
-            upgrade.PathResult(
-                "istiod",
-                path.from_version,
-                path.to_version,
-                "canary",
-                "revision-tag-moved",
-                f"helm{mesh_helm.major}",
-                outcome,
-                time.monotonic() - start,
-            )
-        )
 
 
 def canary(

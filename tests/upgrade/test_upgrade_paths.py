@@ -9,7 +9,6 @@ stale, none missing), and that `helm rollback` to the published version works.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from meshcharts.testing.admission import AdmissionRecorder, patch_ca_bundle
 from meshcharts.testing.plugin import Kube
 from tests.e2e.conftest import BASE_RELEASE, base_values, istiod_values
 from tests.e2e.test_base import uninstall_base_and_crds
-from tests.upgrade.conftest import REPO, current_versions, published_matrix, target_tree
+from tests.upgrade.conftest import REPO, current_versions, published_matrix, recorded, target_tree
 
 SCENARIOS = {
     chart: sorted(p.stem for p in (REPO / "ci" / "values" / chart).glob("*.yaml"))
@@ -199,9 +198,7 @@ def test_upgrade_path(
     # its own validator (failurePolicy Fail once upgraded) sends to istiod; the gateway's pods need the injector.
     needs_recorder = mesh_cluster.provider == "local" or path.chart != "base"
     recorder = request.getfixturevalue("recorder") if needs_recorder else None
-    start = time.monotonic()
-    outcome = "failed"
-    try:
+    with recorded(upgrade_results, path, scenario, mode, mesh_helm.major):
         if path.chart == "base":
             request.getfixturevalue("base_slate")
             release, namespace = BASE_RELEASE
@@ -212,20 +209,6 @@ def test_upgrade_path(
             namespace = mesh_namespace
         run_path(
             path, scenario, mode, release, namespace, mesh_helm, kube, recorder, chart_repo, mesh_namespace, tmp_path
-        )
-        outcome = "passed"
-    finally:
-        upgrade_results.append(
-            upgrade.PathResult(
-                path.chart,
-                path.from_version,
-                path.to_version,
-                scenario,
-                mode,
-                f"helm{mesh_helm.major}",
-                outcome,
-                time.monotonic() - start,
-            )
         )
 
 
