@@ -205,12 +205,15 @@ def test_cli_tools_path_of_an_unbuilt_tool_exits_2_with_the_fix(
     assert "run `meshcharts tools install helm3`" in capsys.readouterr().err
 
 
-def test_local_stages_of_this_tree_are_the_loadbalancer_stage_and_parse_as_a_service_stage() -> None:
-    (stage_file,) = cluster.local_stages()
-    assert stage_file.name == "loadbalancer-stage.yaml"
-    stage = yaml.safe_load(stage_file.read_text())
-    assert stage["kind"] == "Stage"
-    assert stage["spec"]["resourceRef"] == {"apiGroup": "v1", "kind": "Service"}
+def test_local_stages_of_this_tree_are_the_loadbalancer_and_uninjected_pod_stages() -> None:
+    files = {path.name: yaml.safe_load(path.read_text()) for path in cluster.local_stages()}
+    assert sorted(files) == ["loadbalancer-stage.yaml", "uninjected-pod-stage.yaml"]
+    assert {name: stage["kind"] for name, stage in files.items()} == dict.fromkeys(files, "Stage")
+    assert files["loadbalancer-stage.yaml"]["spec"]["resourceRef"] == {"apiGroup": "v1", "kind": "Service"}
+    pods = files["uninjected-pod-stage.yaml"]["spec"]
+    assert pods["resourceRef"] == {"apiGroup": "v1", "kind": "Pod"}
+    # A weight makes kwok prefer it over its own pod-ready stage, which has none.
+    assert pods["weight"] > 0
 
 
 def test_local_stages_outside_a_tree_fail_saying_where_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
