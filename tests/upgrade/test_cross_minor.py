@@ -49,14 +49,17 @@ RELEASES = {"gateway": "istio-ingressgateway", "istiod": "istiod"}
 
 
 def cross_minor_paths() -> list[upgrade.UpgradePath]:
-    """For each chart, the newest published patch of every minor below the line's version, to the line's tree."""
+    """For each chart, the newest published patch of the minor just below the line's, to the line's tree: the
+    in-place move Istio supports (one minor at a time), and one path per chart and line however many lines
+    are kept."""
     entries = index.load(REPO / "index.yaml")["entries"]
     paths = []
     for chart in ("base", "istiod", "gateway"):
         target = str(package.load_metadata(LINE / chart)["version"])
         published = [str(e["version"]) for e in entries.get(chart, [])]
-        line = ".".join(target.split(".")[:2])
-        older = [v for v in upgrade.select_versions(published, target) if not v.startswith(line + ".")]
+        major, minor = (int(x) for x in target.split(".")[:2])
+        previous = f"{major}.{minor - 1}."
+        older = [v for v in upgrade.select_versions(published, target) if v.startswith(previous)]
         paths += [upgrade.UpgradePath(chart, version, target) for version in older]
     return paths
 
