@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,15 +69,10 @@ def _ingress_ips(core: client.CoreV1Api, namespace: str, name: str) -> list[str]
     return [i.ip for i in ingress]
 
 
-def _wait_for(condition: str, check: Callable[[], bool], *, timeout: float) -> None:
-    """Poll until `check` holds; fails naming `condition` after `timeout` s of wall clock."""
-    wait_for(check, what=condition, timeout=timeout, interval=0.05)
-
-
 def _address_of(core: client.CoreV1Api, namespace: str, name: str) -> str:
-    _wait_for(
-        f"Service {namespace}/{name} has status.loadBalancer.ingress[0].ip",
-        lambda: bool(_ingress_ips(core, namespace, name)),
+    wait_for(
+        what=f"Service {namespace}/{name} has status.loadBalancer.ingress[0].ip",
+        condition=lambda: bool(_ingress_ips(core, namespace, name)),
         timeout=ADDRESS_DEADLINE,
     )
     return _ingress_ips(core, namespace, name)[0]
@@ -171,8 +166,8 @@ def test_kwok_default_stages_still_make_deployments_available_and_daemonset_pods
         status = apps.read_namespaced_daemon_set_status("probe", namespace).status
         return status.desired_number_scheduled == cluster.DEFAULT_NODES == status.number_ready
 
-    _wait_for("Deployment probe Available with 2 replicas", deployment_available, timeout=30)
-    _wait_for(f"DaemonSet probe Ready on {cluster.DEFAULT_NODES} nodes", daemonset_ready, timeout=30)
+    wait_for(what="Deployment probe Available with 2 replicas", condition=deployment_available, timeout=30)
+    wait_for(what=f"DaemonSet probe Ready on {cluster.DEFAULT_NODES} nodes", condition=daemonset_ready, timeout=30)
 
 
 # Helm 3's --wait and Helm 4's --wait=legacy wait for a LoadBalancer's address; Helm 4's default
