@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from meshcharts import gnupg
 from meshcharts.paths import Layout
 
 # The cluster layers' shared installs, registered once for every layer (see that module).
@@ -26,3 +28,20 @@ def data_table(name: str) -> list[dict[str, str]]:
 @pytest.fixture(scope="session")
 def layout() -> Layout:
     return Layout(REPO)
+
+
+@pytest.fixture(scope="session")
+def gnupg_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Path]]:
+    """Makes new GnuPG homes (mode 0700) for a test's own keys; the gpg-agent that gpg starts for any of them
+    is stopped, and waited for by pid, when the test run ends: nothing a run starts outlives it."""
+    homes: list[Path] = []
+
+    def new(name: str) -> Path:
+        home = tmp_path_factory.mktemp(name)
+        home.chmod(0o700)
+        homes.append(home)
+        return home
+
+    yield new
+    for home in homes:
+        gnupg.stop_agent(home)

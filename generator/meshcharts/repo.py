@@ -11,7 +11,6 @@ import hashlib
 import http
 import http.server
 import os
-import subprocess
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -21,9 +20,9 @@ from typing import Any
 
 import yaml
 
+from meshcharts import gnupg, write
 from meshcharts import index as index_mod
 from meshcharts import package as package_mod
-from meshcharts import write
 from meshcharts._files import atomic_write
 from meshcharts.cosign import Cosign, pushed_digest
 from meshcharts.errors import RepoError, SignatureError
@@ -78,14 +77,8 @@ def provenance_message(archive: Path) -> str:
 
 
 def _gpg(args: list[str], gnupg_home: Path | None, stdin: str | None = None) -> str:
-    argv = ["gpg", "--batch", "--yes", *(["--homedir", str(gnupg_home)] if gnupg_home else []), *args]
-    try:
-        done = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
-    except FileNotFoundError as err:
-        raise RepoError("gpg is not installed: `apt-get install gnupg` (Debian) provides it") from err
-    if done.returncode != 0:
-        raise RepoError(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr.strip()}")
-    return done.stdout
+    """gpg, stopping any gpg-agent the call starts (see meshcharts.gnupg)."""
+    return gnupg.run(args, gnupg_home, stdin)
 
 
 def sign(archive: Path, key: str, gnupg_home: Path | None = None) -> Path:

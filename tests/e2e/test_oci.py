@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -72,18 +73,16 @@ def pushed(oci_registry: OciRegistry, offline_helm: Helm) -> str:
 
 
 @pytest.fixture(scope="module")
-def keyring(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def keyring(gnupg_home: Callable[[str], Path]) -> Path:
     """The published public key (meshcharts.asc) dearmored into the keyring format `helm --keyring` reads."""
-    home = tmp_path_factory.mktemp("gnupg")
-    home.chmod(0o700)
+    home = gnupg_home("gnupg")
     return repo.public_keyring(REPO / repo.PUBLIC_KEY, home / "pubring.gpg", home)
 
 
 @pytest.fixture(scope="module")
-def stranger_keyring(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def stranger_keyring(gnupg_home: Callable[[str], Path]) -> Path:
     """A keyring holding only a throwaway key that signed nothing here."""
-    home = tmp_path_factory.mktemp("stranger")
-    home.chmod(0o700)
+    home = gnupg_home("stranger")
     gpg = ["gpg", "--batch", "--homedir", str(home)]
     subprocess.run(
         [*gpg, "--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key",

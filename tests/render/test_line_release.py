@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,11 +40,10 @@ def _named_signer(metadata: dict[str, object]) -> str:
 
 
 @pytest.fixture(scope="module")
-def rotated(tmp_path_factory: pytest.TempPathFactory, helm4: Helm) -> Rotated:
+def rotated(tmp_path_factory: pytest.TempPathFactory, gnupg_home: Callable[[str], Path], helm4: Helm) -> Rotated:
     if shutil.which("gpg") is None:
         pytest.skip("requires gpg (Debian package gnupg)")
-    home = tmp_path_factory.mktemp("gnupg")
-    home.chmod(0o700)
+    home = gnupg_home("gnupg")
     _gpg(
         home, "--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key", NEW_UID, "rsa3072", "sign", "never"
     )
@@ -78,7 +78,7 @@ def test_release_of_the_1_13_line_packages_signs_and_indexes_its_three_charts(ro
 
 
 def test_helm_verify_accepts_old_and_new_archives_with_the_published_keys(
-    helm: Helm, rotated: Rotated, tmp_path: Path
+    helm: Helm, rotated: Rotated, tmp_path: Path, gnupg_home: Callable[[str], Path]
 ) -> None:
     root, old, new, _ = rotated
     keyring = repo.public_keyring(root / repo.PUBLIC_KEY, tmp_path / "pubring.gpg")
@@ -96,8 +96,7 @@ def test_helm_verify_accepts_old_and_new_archives_with_the_published_keys(
     assert new not in {key for name, key in signers.items() if "-1.13.1." not in name}
     # The old archives verify only with the old keys: the rotation had to keep them published.
     only_new = tmp_path / "new-only.gpg"
-    gnupg = tmp_path / "gnupg"
-    gnupg.mkdir(mode=0o700)
+    gnupg = gnupg_home("new-only")
     _gpg(gnupg, "--import", str(keyring))
     only_new.write_bytes(
         subprocess.run(
@@ -110,7 +109,7 @@ def test_helm_verify_accepts_old_and_new_archives_with_the_published_keys(
 
 
 def test_search_lists_both_lines_and_lint_holds_1_13_x_to_its_line(
-    helm: Helm, rotated: Rotated, tmp_path: Path
+    helm: Helm, rotated: Rotated, tmp_path: Path, gnupg_home: Callable[[str], Path]
 ) -> None:
     root, _, _, _ = rotated
     home = helm.with_home(tmp_path / "helm-home")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,12 +18,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def signing_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def signing_home(gnupg_home: Callable[[str], Path]) -> tuple[Path, str]:
     """A throwaway GnuPG home with an RSA signing key, as a test's own key."""
     if shutil.which("gpg") is None:
         pytest.skip("requires gpg (Debian package gnupg)")
-    home = tmp_path_factory.mktemp("gnupg")
-    home.chmod(0o700)
+    home = gnupg_home("gnupg")
     subprocess.run(
         [
             "gpg",
@@ -162,11 +162,11 @@ def _named_signer(entry: dict[str, object], where: str) -> str:
 
 
 def test_every_published_archive_is_signed_by_the_key_it_names_and_verifies_with_the_published_keys(
-    helm: Helm, tmp_path_factory: pytest.TempPathFactory
+    helm: Helm, gnupg_home: Callable[[str], Path]
 ) -> None:
     from meshcharts import index, package, spec
 
-    home = tmp_path_factory.mktemp("published-keys")
+    home = gnupg_home("published-keys")
     keyring = repo.public_keyring(REPO / repo.PUBLIC_KEY, home / "pubring.gpg", home)
     named: dict[str, str] = {}
     signed: dict[str, str] = {}
