@@ -219,13 +219,50 @@ def test_up_on_a_port_in_use_fails_naming_the_port_and_starts_nothing() -> None:
     assert not cluster.Local().cluster_dir(name).exists()
 
 
-def test_up_that_runs_out_of_time_cleans_up_after_itself() -> None:
+@pytest.mark.parametrize("seconds", [1, 3])
+def test_up_that_runs_out_of_time_cleans_up_after_itself(seconds: int) -> None:
+    """Out of time while kwokctl starts components (1 s) or while they come up (3 s): when `up` raises, every
+    process of the cluster has exited, and nothing of it starts afterwards."""
     name = _unique("e2e")
     local = cluster.Local()
-    with pytest.raises(ClusterError, match=r"did not finish within 1s|timed out after 1s waiting for"):
-        cluster.up(name, timeout=1.0)
+    with pytest.raises(ClusterError, match=r"did not finish within \d+s|timed out after [\d.]+s waiting for"):
+        cluster.up(name, timeout=float(seconds))
     assert _processes_mentioning(str(local.cluster_dir(name))) == {}
     assert not local.cluster_dir(name).exists()
+    assert local.egress(name).pid() is None
+
+
+def test_down_stops_a_component_that_has_no_pid_file(k8s_version: str) -> None:
+    """A kwokctl killed between starting a component and writing its pid file (cluster up out of time) leaves a
+    component no pid file names: `down` finds it by the cluster directory in its arguments, stops it by pid
+    and returns only once it has exited."""
+    name = _unique("e2e")
+    local = cluster.Local(k8s_version=k8s_version)
+    cluster.up(name, timeout=120, k8s_version=k8s_version)
+    stray = None
+    try:
+        scheduler = tools.path("kube-scheduler", k8s_version=k8s_version)
+        stray = subprocess.Popen(
+            [str(scheduler), f"--kubeconfig={local.kubeconfig(name)}", "--secure-port=0", "--leader-elect=false"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_for(
+            "the stray scheduler to run",
+            lambda: stray.pid in _processes_mentioning(str(local.cluster_dir(name))),
+            timeout=30,
+        )
+        assert stray.pid not in local.pids(name).values()
+    finally:
+        said: list[str] = []
+        cluster.down(name, timeout=60, say=said.append)
+    assert stray is not None
+    assert any(f"pid {stray.pid} of local cluster {name} has no pid file" in line for line in said), said
+    # down returned: the stray process has already exited (its exit status is there to collect at once).
+    assert stray.poll() is not None
+    assert _processes_mentioning(str(local.cluster_dir(name))) == {}
 
 
 def test_the_cluster_of_a_killed_test_run_is_pruned_leaving_no_process_or_port(k8s_version: str) -> None:

@@ -264,6 +264,70 @@ def pid_runs(pid: int, executables: set[Path]) -> bool:
     return pid_alive(pid) and exe in executables
 
 
+def processes_naming(directory: Path, executables: set[Path]) -> dict[int, str]:
+    """Live processes running one of `executables` with `directory` (or a path inside it) in their arguments.
+
+    kwokctl starts each component detached (setsid) and writes its pid file only after the start, so a
+    kwokctl killed in between leaves a component no pid file names; each component's arguments name the
+    cluster's directory, which is how such a one is still found. Returns pid -> command line.
+    """
+    target = str(directory)
+    found: dict[int, str] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        pid = int(proc.name)
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [a.decode(errors="replace") for a in args if a]
+        if not any(_names_path(word, target) for word in words[1:]):
+            continue
+        if pid_runs(pid, executables):
+            found[pid] = " ".join(words)
+    return found
+
+
+def _names_path(word: str, target: str) -> bool:
+    """True when `word` is `target`, a path inside it, or `--flag=` either (never a longer sibling's name)."""
+    value = word.split("=", 1)[1] if word.startswith("-") and "=" in word else word
+    return value == target or value.startswith(target + os.sep)
+
+
+def stop_pids(pids: Mapping[str, int], *, deadline: float, say: Say) -> dict[str, int]:
+    """SIGTERM each pid, wait by pid until `deadline`, SIGKILL what is left and wait for it to be gone too.
+
+    Returns those still alive after all of it (a process stuck in the kernel), which the caller reports.
+    """
+    import signal
+
+    # A pid is signalled only while it is the same process (start time as when first seen): never a reused pid.
+    started = {what: process_start(pid) for what, pid in pids.items()}
+
+    def same(what: str) -> bool:
+        pid = pids[what]
+        return pid_alive(pid) and process_start(pid) == started[what]
+
+    def signal_all(sig: int, *, note: str = "") -> None:
+        for what, pid in pids.items():
+            if same(what):
+                if note:
+                    say(f"{what} (pid {pid}) {note}")
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+
+    signal_all(signal.SIGTERM)
+    while any(same(what) for what in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    signal_all(signal.SIGKILL, note="did not exit on SIGTERM; sending SIGKILL")
+    # SIGKILL cannot be ignored: the wait after it is short and only covers the kernel tearing the process down.
+    killed_by = time.monotonic() + 10
+    while any(same(what) for what in pids) and time.monotonic() < killed_by:
+        time.sleep(0.02)
+    return {what: pid for what, pid in pids.items() if same(what)}
+
+
 def machine_lock(filename: str) -> contextlib.AbstractContextManager[None]:
     """An exclusive lock shared by every process on this machine (a file in the temp directory)."""
     return tools.locked(Path(tempfile.gettempdir()) / filename)

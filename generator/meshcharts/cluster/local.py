@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -31,8 +30,10 @@ from meshcharts.cluster._common import (
     pid_runs,
     port_free,
     process_start,
+    processes_naming,
     quiet,
     run_tool,
+    stop_pids,
     wait_ready,
 )
 from meshcharts.egress import Egress
@@ -275,6 +276,16 @@ class Local:
                 found.add(link.resolve())
         return found
 
+    def component_executables(self, name: str) -> set[Path]:
+        """What the cluster's components may run: the files its bin/ links to, and this toolchain's binaries
+        (a kwokctl killed early may have started a component before linking every file)."""
+        found = self.executables(name)
+        chain = tools.Toolchain(self.cache, self.k8s_version)
+        for tool in ("kwok", "etcd", *tools.KUBERNETES_COMPONENTS):
+            with contextlib.suppress(ToolError):
+                found.add(chain.path(tool).resolve())
+        return found
+
     def log_tail(self, name: str, component: str, lines: int = LOG_TAIL_LINES) -> str:
         path = self.cluster_dir(name) / "logs" / f"{component}.log"
         try:
@@ -436,8 +447,15 @@ def down(local: Local, name: str, *, timeout: float, say: Say) -> None:
         raise ClusterError(f"cannot take local cluster {name} down: {err}") from err
     pids = local.pids(name)
     ports = local.ports(name)
-    executables = local.executables(name)
+    executables = local.component_executables(name)
+    # Every process of the cluster, by pid: those kwokctl's pid files name, and any a killed kwokctl started
+    # before it could write the pid file (found by the cluster's directory in its arguments).
     ours = {comp: pid for comp, pid in pids.items() if pid_runs(pid, executables)}
+    known = set(ours.values())
+    for pid, cmdline in processes_naming(local.cluster_dir(name), executables).items():
+        if pid not in known:
+            say(f"pid {pid} of local cluster {name} has no pid file: {cmdline}")
+            ours[f"pid {pid}"] = pid
     run_tool(
         [str(kwokctl), "delete", "cluster", "--name", name],
         env=local.env({"kwokctl": kwokctl}),
@@ -445,18 +463,13 @@ def down(local: Local, name: str, *, timeout: float, say: Say) -> None:
         what=f"deleting local cluster {name}",
     )
     deadline = time.monotonic() + timeout
-    while any(pid_alive(pid) for pid in ours.values()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    for comp, pid in ours.items():
-        if pid_runs(pid, executables):
-            say(f"{comp} (pid {pid}) outlived `kwokctl delete cluster`; sending SIGKILL")
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    left = stop_pids(ours, deadline=deadline, say=say)
     proxy = egress.pid()
     egress.stop(timeout=max(1.0, deadline - time.monotonic()))
     if proxy is not None:
         ours["egress-proxy"] = proxy
-    left = {comp: pid for comp, pid in ours.items() if pid_alive(pid)}
+        if pid_alive(proxy):
+            left["egress-proxy"] = proxy
     while ports and time.monotonic() < deadline and set(ports.values()) & listening_ports():
         time.sleep(0.1)
     still = {what: port for what, port in ports.items() if port in listening_ports()}
