@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +97,11 @@ def fresh_base(mesh_helm: Helm, kube: Kube) -> Any:
     uninstall_base_and_crds(mesh_helm, kube)
 
 
-def test_all_crds_are_established_within_5s_of_install(fresh_base: None, mesh_helm: Helm, kube: Kube) -> None:
+def test_all_crds_are_established_after_install(fresh_base: None, mesh_helm: Helm, kube: Kube) -> None:
+    """How fast is bench/'s to say; here each CRD must become Established, with a deadline that names it."""
     mesh_helm.install(BASE_RELEASE[0], CHARTS / "base", namespace=BASE_RELEASE[1], wait=False)
-    installed = time.monotonic()
     for name in CRD_NAMES:
-        waits.crd_established(kube.ext, name, timeout=max(0.1, 5 - (time.monotonic() - installed)))
+        waits.crd_established(kube.ext, name, timeout=120)
     assert len(CRD_NAMES) == 14
     for api in API_TYPES:
         crd = kube.ext.read_custom_resource_definition(api.name)

@@ -8,7 +8,6 @@ import json
 import socket
 import ssl
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 from cryptography import x509
 
 from meshcharts._wait import wait_for
+from meshcharts.testing import admission
 from meshcharts.testing.admission import INJECTED_BY, AdmissionRecorder, RecorderError, patch_ca_bundle, where
 
 
@@ -139,23 +139,42 @@ def test_a_deny_rule_refuses_matching_objects_with_its_message_and_allows_the_re
 
 
 def test_wait_for_returns_the_request_that_arrives_later_from_another_thread(recorder: AdmissionRecorder) -> None:
-    sender = threading.Timer(0.3, lambda: _send(recorder, "/inject", _review(name="late")))
+    """The request is sent only after wait_for has looked at what was recorded and found no match (the
+    predicate saw the earlier request): it waits, and returns the later one. No clock is read."""
+    _send(recorder, "/inject", _review(name="early"))
+    looked = threading.Event()
+    late = where(name="late")
+
+    def predicate(record: Any) -> bool:
+        if record.name == "early":
+            looked.set()
+        return late(record)
+
+    def send_when_looked() -> None:
+        assert looked.wait(60), "wait_for never looked at the recorded requests"
+        _send(recorder, "/inject", _review(name="late"))
+
+    sender = threading.Thread(target=send_when_looked)
     sender.start()
     try:
-        started = time.monotonic()
-        record = recorder.wait_for(where(name="late"), timeout=5, condition="pod late reaches /inject")
+        record = recorder.wait_for(predicate, timeout=60, condition="pod late reaches /inject")
         assert record.name == "late"
-        assert 0.2 < time.monotonic() - started < 5
+        assert [r.name for r in recorder.requests()] == ["early", "late"]
     finally:
         sender.join()
 
 
-def test_wait_for_that_runs_out_names_the_condition_and_lists_what_was_recorded(recorder: AdmissionRecorder) -> None:
+def test_wait_for_that_runs_out_names_the_condition_and_lists_what_was_recorded(
+    recorder: AdmissionRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its deadline is read from the monotonic clock; a clock that advances 0.2 s per reading runs it out
+    after a few readings, whatever the machine's load."""
     _send(recorder, "/inject", _review(namespace="other", name="unrelated"))
-    started = time.monotonic()
+    readings = iter(range(1_000_000))
+    monkeypatch.setattr(admission.time, "monotonic", lambda: 0.2 * next(readings))
     with pytest.raises(RecorderError) as err:
         recorder.wait_for(where(namespace="apps"), timeout=0.5, condition="a pod of namespace apps reaches /inject")
-    assert 0.5 <= time.monotonic() - started < 2
+    assert next(readings) < 10, "wait_for read the clock many times: it did not stop at its deadline"
     message = str(err.value)
     assert "timed out after 0.5s waiting for: a pod of namespace apps reaches /inject" in message
     assert "/inject CREATE Pod other/unrelated allowed" in message
