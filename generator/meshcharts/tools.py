@@ -223,6 +223,28 @@ OTHER_BUILDS: tuple[Build, ...] = (
         ),
     ),
     Build(
+        key="pilot-discovery",
+        version="v0.0.0-20260827124520-eed52ebb66ad",
+        module="pilot-discovery",
+        binaries=(
+            Binary(
+                "pilot-discovery",
+                "istio.io/istio/pilot/cmd/pilot-discovery",
+                ("version", "--short"),
+                "0.0.0-20260827124520-eed52ebb66ad",
+            ),
+        ),
+        # The real istiod the cluster layers run on the host of the local cluster, from the same istio.io/istio
+        # module as istioctl (its own wrapper module, so each is cached and rebuilt on its own).
+        ldflags=(
+            "-s",
+            "-w",
+            "-X istio.io/istio/pkg/version.buildVersion=0.0.0-20260827124520-eed52ebb66ad",
+            "-X istio.io/istio/pkg/version.buildGitRevision=eed52ebb66ad",
+            "-X istio.io/istio/pkg/version.buildStatus=Clean",
+        ),
+    ),
+    Build(
         key="actionlint",
         version="v1.7.12",
         module="actionlint",

@@ -51,6 +51,7 @@ def test_tool_names_are_unique_and_cover_the_toolchain() -> None:
         "ct",
         "actionlint",
         "istioctl",
+        "pilot-discovery",
         "cosign",
     }
 
@@ -118,6 +119,18 @@ def test_istioctl_is_the_istio_module_the_proxy_serves_stamped_with_that_version
     go_mod = (MODULES / "istioctl" / "go.mod").read_text()
     assert re.search(rf"^\s*istio\.io/istio {re.escape(version)}\b", go_mod, re.M)
     assert "replace" not in go_mod
+
+
+def test_pilot_discovery_is_built_from_the_same_istio_module_as_istioctl() -> None:
+    """The real istiod the tests run and the injection oracle's istioctl are one Istio, so no skew between them."""
+    pilot, istioctl = tools.build_for("pilot-discovery"), tools.build_for("istioctl")
+    assert (pilot.version, pilot.module) == (istioctl.version, "pilot-discovery")
+    assert pilot.ldflags == istioctl.ldflags
+    assert pilot.binary("pilot-discovery").package == "istio.io/istio/pilot/cmd/pilot-discovery"
+    requirement = re.compile(rf"^\s*istio\.io/istio {re.escape(istioctl.version)}\b", re.M)
+    for module in ("pilot-discovery", "istioctl"):
+        assert requirement.search((MODULES / module / "go.mod").read_text()), module
+    assert "tool istio.io/istio/pilot/cmd/pilot-discovery" in (MODULES / "pilot-discovery" / "go.mod").read_text()
 
 
 def test_unknown_kubernetes_release_and_unknown_tool_are_refused_with_the_known_ones() -> None:
