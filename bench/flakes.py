@@ -51,6 +51,8 @@ def main() -> int:
     parser.add_argument("--no-load", action="store_true", help="do not keep the cores busy")
     parser.add_argument("selection", nargs="*", default=list(SELECTION))
     args = parser.parse_args()
+    # Stopped with SIGTERM, the busy loops still go (the finally below runs on SystemExit).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     load = [] if args.no_load else start_load()
     failed: list[int] = []
     started = time.perf_counter()
