@@ -8,14 +8,17 @@ recorder the first one's webhooks do not trust.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from meshcharts.cluster import Cluster
+from meshcharts import tools
+from meshcharts.cluster import Cluster, Local
 from meshcharts.errors import HelmError
 from meshcharts.helm import Helm
 from meshcharts.testing import waits
@@ -152,3 +155,105 @@ def control_plane(
         current_installs.add("istiod")
     waits.deployment_available(kube.apps, ISTIO_NS, "istiod", timeout=60)
     return ControlPlane("istiod", ISTIO_NS, "")
+
+
+# --- a real istiod ------------------------------------------------------------------------------------
+
+REAL_REVISION = "real"
+REAL_NS = "istio-real"
+
+
+@dataclass
+class RealIstiod:
+    """istiod of its own revision in its own namespace, answered by a real istiod: on the local provider the
+    chart's Deployment run on this host (`host`, a meshcharts.cluster.istiod.Started), elsewhere its own pod."""
+
+    release: str
+    namespace: str
+    revision: str
+    host: Any
+
+    @property
+    def deployment(self) -> str:
+        return f"istiod-{self.revision}"
+
+    def log_tail(self, kube: Kube, lines: int = 60) -> str:
+        """The last lines of istiod's log: the host process's file, or the pod's log through the API."""
+        if self.host is not None:
+            return str(self.host.istiod.log_tail(lines))
+        pods = kube.core.list_namespaced_pod(self.namespace, label_selector=f"istio.io/rev={self.revision}").items
+        return "\n".join(
+            kube.core.read_namespaced_pod_log(p.metadata.name, self.namespace, tail_lines=lines) for p in pods
+        )
+
+
+def install_real_istiod(
+    mesh_cluster: Cluster,
+    helm: Helm,
+    kube: Kube,
+    chart: Path,
+    *,
+    namespace: str,
+    revision: str,
+    timeout: float = 180,
+) -> RealIstiod:
+    """Install the istiod chart at `chart` with `revision` (default values otherwise) into `namespace`, and have a
+    real istiod answer it: on the local provider run on this host, elsewhere the chart's own pod."""
+    helm.upgrade(
+        f"istiod-{revision}",
+        chart,
+        namespace=namespace,
+        install=True,
+        wait=True,
+        timeout=timeout,
+        set_values={"revision": revision},
+        extra=("--create-namespace",),
+    )
+    host = None
+    if mesh_cluster.provider == "local":
+        host = Local(tools.cache_root()).start_istiod(
+            mesh_cluster.name, namespace=namespace, deployment=f"istiod-{revision}", timeout=timeout
+        )
+    else:
+        waits.deployment_available(kube.apps, namespace, f"istiod-{revision}", timeout=timeout)
+    return RealIstiod(f"istiod-{revision}", namespace, revision, host)
+
+
+def remove_real_istiod(mesh_cluster: Cluster, helm: Helm, kube: Kube, istiod: RealIstiod) -> None:
+    with contextlib.suppress(HelmError):
+        helm.uninstall(istiod.release, namespace=istiod.namespace, wait=True, timeout=120)
+    if istiod.host is not None:
+        istiod.host.istiod.stop(Local(tools.cache_root()).egress(mesh_cluster.name))
+    with contextlib.suppress(Exception):
+        kube.core.delete_namespace(istiod.namespace)
+
+
+@pytest.fixture(scope="session")
+def real_istiods(mesh_cluster: Cluster, mesh_helm: Helm, kube: Kube) -> Iterator[dict[str, RealIstiod]]:
+    """The real istiods this test run installed, by revision; each removed (its host istiod stopped by pid)
+    when the run ends, before the session cluster goes."""
+    made: dict[str, RealIstiod] = {}
+    yield made
+    for istiod in made.values():
+        remove_real_istiod(mesh_cluster, mesh_helm, kube, istiod)
+
+
+@pytest.fixture
+def real_istiod(
+    request: pytest.FixtureRequest,
+    istio_base: tuple[str, str],
+    mesh_cluster: Cluster,
+    mesh_helm: Helm,
+    kube: Kube,
+    real_istiods: dict[str, RealIstiod],
+) -> RealIstiod:
+    """istiod from charts/ as revision `real` in istio-real, with a real istiod answering its webhooks (installed
+    once per run, removed at its end). Where every node is kwok's and the provider is not local, it skips."""
+    if mesh_cluster.provider != "local":
+        request.getfixturevalue("mesh_real_pods")
+    if REAL_REVISION not in real_istiods:
+        istiod = install_real_istiod(
+            mesh_cluster, mesh_helm, kube, CHARTS / "istiod", namespace=REAL_NS, revision=REAL_REVISION
+        )
+        real_istiods[REAL_REVISION] = istiod
+    return real_istiods[REAL_REVISION]

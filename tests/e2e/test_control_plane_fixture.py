@@ -1,8 +1,9 @@
 """mesh_control_plane as a user's project uses it: base and istiod at their values, then their gateway.
 
 The inner test run brings up a cluster of its own (base and istiod are cluster-wide), with the charts
-of this tree given as a user gives a local chart path. On the local provider the admission recorder
-answers in istiod's place behind istiod's Service; `went_through_injector` holds wherever pods run too.
+of this tree given as a user gives a local chart path. On the local provider a real istiod runs on the host
+in place of the chart's istiod pod, behind istiod's own Service; it injects the gateway's pod, which then
+runs (its image is no longer `auto`); `went_through_injector` holds wherever pods run too.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -20,6 +21,7 @@ import yaml
 
 from meshcharts import tools
 from meshcharts._files import atomic_write
+from meshcharts.cluster import istiod as host_istiod
 from meshcharts.cluster._common import (
     LOG_TAIL_LINES,
     Cluster,
@@ -174,11 +176,36 @@ class Local:
         found = {p.name for p in (self.workdir / "clusters").glob("*") if p.is_dir()}
         found |= {p.stem for p in (self.workdir / "owners").glob("*.json")}
         found |= {p.name for p in (self.workdir / "egress").glob("*") if p.is_dir()}
+        found |= {p.name for p in (self.workdir / "istiod").glob("*") if p.is_dir()}
         return sorted(found)
 
     def egress(self, name: str) -> Egress:
         """The loopback-only egress proxy of cluster `name` (kept beside, not inside, kwokctl's directory)."""
         return Egress(self.workdir / "egress" / name)
+
+    def istiod_root(self, name: str) -> Path:
+        """Where the real istiods run on this host for cluster `name` keep their files (one directory each)."""
+        return self.workdir / "istiod" / name
+
+    def start_istiod(
+        self, name: str, *, namespace: str = "istio-system", deployment: str = "istiod", timeout: float = 120.0
+    ) -> host_istiod.Started:
+        """Run the chart's istiod Deployment `namespace/deployment` of cluster `name` as a real istiod on this
+        host (see meshcharts.cluster.istiod); it lives until stopped or until the cluster goes down."""
+        if not self.exists(name):
+            raise ClusterError(f"no local cluster {name} to run istiod for; bring it up first")
+        return host_istiod.start(
+            self.kubeconfig(name),
+            self.egress(name),
+            self.istiod_root(name),
+            namespace=namespace,
+            deployment=deployment,
+            cache=self.cache,
+            timeout=timeout,
+        )
+
+    def istiods(self, name: str) -> list[host_istiod.HostIstiod]:
+        return host_istiod.istiods_of(self.istiod_root(name))
 
     def kwokctl_config(self, name: str) -> str:
         """kwokctl configuration (read from stdin at create): the API server's egress selector, and
@@ -431,8 +458,22 @@ def _wait_listening(local: Local, name: str, *, deadline: float, timeout: float)
         time.sleep(0.05)
 
 
+def _stop_istiods(local: Local, name: str, *, timeout: float, say: Say) -> dict[str, int]:
+    """Stop the cluster's host istiods by pid (waited for) and remove their files; returns what was stopped."""
+    stopped = {}
+    for istiod in local.istiods(name):
+        pid = istiod.pid()
+        istiod.stop(local.egress(name), timeout=timeout)
+        if pid is not None:
+            stopped[f"istiod {istiod.directory.name}"] = pid
+            say(f"istiod {istiod.directory.name} (pid {pid}) stopped")
+    shutil.rmtree(local.istiod_root(name), ignore_errors=True)
+    return stopped
+
+
 def down(local: Local, name: str, *, timeout: float, say: Say) -> None:
     egress = local.egress(name)
+    istiods = _stop_istiods(local, name, timeout=timeout, say=say)
     if not local.exists(name):
         if egress.directory.exists() or local.owner_path(name).exists():
             egress.stop(timeout=timeout)
@@ -464,6 +505,7 @@ def down(local: Local, name: str, *, timeout: float, say: Say) -> None:
     )
     deadline = time.monotonic() + timeout
     left = stop_pids(ours, deadline=deadline, say=say)
+    ours.update(istiods)
     proxy = egress.pid()
     egress.stop(timeout=max(1.0, deadline - time.monotonic()))
     if proxy is not None:

@@ -1,31 +1,30 @@
-"""The Istio control plane (base + istiod) installed as users install it, for tests on any provider.
+"""The Istio control plane (base + istiod) installed as users install it, answered by a real istiod everywhere.
 
-Where pods run (kind, an existing cluster), istiod answers its own webhooks and the fixture waits for
-it. On the local provider nothing runs: the admission recorder stands in for istiod, reached through
-istiod's own Service by the cluster's egress proxy, and trusted on the webhooks the way istiod patches
-its CA in. The charts are installed with the user's values only (no URL overrides) either way.
+Where pods run (kind, an existing cluster), the chart's istiod Deployment answers its own webhooks. On the
+local provider nothing runs in pods, so the same Deployment runs on the host as a real istiod
+(`meshcharts.cluster.istiod`: pilot-discovery with a token of the chart's ServiceAccount, reached through the
+chart's own Services). Either way the charts are installed with the user's values only, and the install
+returns once istiod has written its CA into every webhook configuration of its revision.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from meshcharts.egress import Egress
 from meshcharts.helm import Helm
 from meshcharts.kube import Kube
 from meshcharts.testing import waits
-from meshcharts.testing.admission import AdmissionRecorder, patch_ca_bundle
 
 BASE_RELEASE = "istio-base"
 ISTIOD_RELEASE = "istiod"
 NAMESPACE = "istio-system"
-# Webhook configurations of the default revision that call the istiod Service: (kind, name) by namespace.
-_WEBHOOKS = (
-    ("ValidatingWebhookConfiguration", "istiod-default-validator"),
-    ("MutatingWebhookConfiguration", "istio-sidecar-injector"),
-)
+INJECTED = "sidecar.istio.io/status"
+
+# Runs the chart's istiod Deployment (namespace, name) where pods do not run; returns what it started.
+HostIstiodStarter = Callable[[str, str], Any]
 
 
 def chart_ref(location: str, chart: str) -> str:
@@ -37,10 +36,11 @@ def chart_ref(location: str, chart: str) -> str:
 
 @dataclass
 class ControlPlane:
-    """base and istiod of one test run; `recorder` is istiod's stand-in on the local provider, else None."""
+    """base and istiod of one test run; `host_istiod` is the real istiod run on the host (local provider) or
+    None where the chart's own Deployment runs it."""
 
     namespace: str
-    recorder: AdmissionRecorder | None
+    host_istiod: Any = None
 
     @property
     def istiod_host(self) -> str:
@@ -48,14 +48,47 @@ class ControlPlane:
         return f"istiod.{self.namespace}.svc"
 
     def went_through_injector(self, kube: Kube, namespace: str, pod_name: str) -> bool:
-        """Whether the sidecar injector was asked about this pod: the recorder saw it here; where istiod runs,
-        the pod carries the `sidecar.istio.io/status` annotation istiod writes when it injects."""
-        if self.recorder is not None:
-            asked = self.recorder.requests(host=self.istiod_host, path="/inject", kind="Pod", namespace=namespace)
-            # A Deployment's pods are created with generateName: the request has no name yet.
-            return any(r.name == pod_name or (r.generate_name and pod_name.startswith(r.generate_name)) for r in asked)
+        """Whether istiod injected this pod: it carries the `sidecar.istio.io/status` annotation istiod writes."""
         pod = kube.core.read_namespaced_pod(pod_name, namespace)
-        return "sidecar.istio.io/status" in (pod.metadata.annotations or {})
+        return INJECTED in (pod.metadata.annotations or {})
+
+
+def _label_selector(revision: str) -> str:
+    return f"istio.io/rev={revision or 'default'}"
+
+
+def webhooks_trusted(kube: Kube, revision: str = "") -> dict[str, bool]:
+    """Each webhook configuration of `revision` -> whether every one of its webhooks carries a caBundle."""
+    selector = _label_selector(revision)
+    found: dict[str, bool] = {}
+    for kind, items in (
+        ("MutatingWebhookConfiguration", kube.admission.list_mutating_webhook_configuration(label_selector=selector)),
+        (
+            "ValidatingWebhookConfiguration",
+            kube.admission.list_validating_webhook_configuration(label_selector=selector),
+        ),
+    ):
+        for config in items.items:
+            hooks = config.webhooks or []
+            found[f"{kind} {config.metadata.name}"] = bool(hooks) and all(w.client_config.ca_bundle for w in hooks)
+    return found
+
+
+def wait_webhooks_trusted(kube: Kube, revision: str = "", *, timeout: float) -> dict[str, bool]:
+    """Wait until istiod has written its CA into every webhook configuration of `revision` (and there is one)."""
+    last: dict[str, bool] = {}
+
+    def check() -> dict[str, bool] | None:
+        nonlocal last
+        last = webhooks_trusted(kube, revision)
+        return last if last and all(last.values()) else None
+
+    return waits.wait_until(
+        check,
+        condition=f"istiod's CA in every webhook configuration labelled {_label_selector(revision)}",
+        timeout=timeout,
+        describe=lambda: f"caBundle set: {last}",
+    )
 
 
 def install(
@@ -65,17 +98,14 @@ def install(
     charts: str,
     version: str | None,
     values: Mapping[str, Sequence[Path]],
-    egress: Egress | None,
-    recorder: AdmissionRecorder | None,
+    host_istiod: HostIstiodStarter | None,
     timeout: float,
 ) -> ControlPlane:
     """`helm upgrade --install` base then istiod into istio-system (brings a kept cluster's up to date too).
 
-    With `recorder` (local provider), istiod's Service is routed to it before anything calls a webhook
-    and its CA is trusted on the webhooks afterwards, as istiod does once it serves.
+    With `host_istiod` (local provider), the chart's istiod Deployment is then run on the host; elsewhere the
+    Deployment's own pod runs. Returns once istiod is available and has made its webhooks trusted.
     """
-    if recorder is not None and egress is not None:
-        recorder.stand_in_for(egress, NAMESPACE, "istiod")
     for release, chart, wait in ((BASE_RELEASE, "base", False), (ISTIOD_RELEASE, "istiod", True)):
         helm.upgrade(
             release,
@@ -88,15 +118,13 @@ def install(
             timeout=timeout,
             extra=("--create-namespace",),
         )
-    if recorder is not None:
-        validators = {v.metadata.name for v in kube.admission.list_validating_webhook_configuration().items}
-        per_revision = ("ValidatingWebhookConfiguration", f"istio-validator-{NAMESPACE}")
-        for kind, name in (*_WEBHOOKS, per_revision):
-            if kind == "ValidatingWebhookConfiguration" and name not in validators:
-                continue  # not rendered with these values (global.configValidation=false, no defaultRevision)
-            patch_ca_bundle(kube.api_client, kind, name, recorder)
     waits.deployment_available(kube.apps, NAMESPACE, "istiod", timeout=timeout)
-    return ControlPlane(NAMESPACE, recorder)
+    started = host_istiod(NAMESPACE, "istiod") if host_istiod is not None else None
+    revision = kube.apps.read_namespaced_deployment("istiod", NAMESPACE).spec.template.metadata.labels.get(
+        "istio.io/rev", ""
+    )
+    wait_webhooks_trusted(kube, revision, timeout=timeout)
+    return ControlPlane(NAMESPACE, started)
 
 
 def uninstall(helm: Helm) -> None:
@@ -104,4 +132,4 @@ def uninstall(helm: Helm) -> None:
         helm.uninstall(release, namespace=NAMESPACE, wait=True, timeout=120)
 
 
-__all__ = ["ControlPlane", "chart_ref", "install", "uninstall"]
+__all__ = ["ControlPlane", "chart_ref", "install", "uninstall", "wait_webhooks_trusted", "webhooks_trusted"]

@@ -26,7 +26,6 @@ from meshcharts.helm import Helm
 from meshcharts.kube import Kube, KubeApiError, kube_for
 from meshcharts.paths import find_root
 from meshcharts.testing import controlplane, waits
-from meshcharts.testing.admission import AdmissionRecorder
 from meshcharts.testing.registry import MISSING as REGISTRY_MISSING
 from meshcharts.testing.registry import OciRegistry, registry_binary
 from meshcharts.testing.releases import ReleaseFactory
@@ -178,7 +177,7 @@ def mesh_egress(mesh_cluster: cluster_mod.Cluster) -> Egress:
 @pytest.fixture(scope="session")
 def mesh_real_pods(mesh_cluster: cluster_mod.Cluster) -> None:
     """Skips whatever needs pods that really run (istiod answering its webhooks) on a cluster whose nodes are
-    all simulated by kwok, naming that. The local provider's tests stand the admission recorder in instead."""
+    all simulated by kwok, naming that. On the local provider istiod runs on the host instead."""
     try:
         why = mesh_cluster.simulated_pods()
     except ClusterError as err:
@@ -195,12 +194,15 @@ def mesh_control_plane(
     mesh_helm: Helm,
     kube: Kube,
 ) -> Iterator[controlplane.ControlPlane]:
-    """base and istiod in istio-system, installed once per test run with your values only, as users install them.
+    """base and istiod in istio-system, installed once per test run with your values only, as users install them,
+    and a real istiod answering their webhooks.
 
-    Where pods run, istiod answers its own webhooks. On the local provider an admission recorder stands
-    in for it behind istiod's own Service (`.recorder`), so the injector is really consulted there too:
-    `went_through_injector(kube, namespace, pod)` holds on every provider. Uninstalled at the end unless
-    the cluster is kept. Elsewhere it skips where no pod runs (`mesh_real_pods`): istiod could not answer.
+    Where pods run, that is the chart's istiod Deployment. On the local provider (pods never run) the same
+    Deployment runs on this host as pilot-discovery from the toolchain (`.host_istiod`), with a token of the
+    chart's own ServiceAccount, reached through the chart's Services. Returns once istiod has written its CA
+    into every webhook of its revision; `went_through_injector(kube, namespace, pod)` holds on every provider.
+    Uninstalled (and the host istiod stopped) at the end unless the cluster is kept. Elsewhere it skips where
+    no pod runs (`mesh_real_pods`): istiod could not answer.
     """
     if mesh_cluster.provider != "local":
         request.getfixturevalue("mesh_real_pods")
@@ -218,24 +220,27 @@ def mesh_control_plane(
         if not sep or chart not in ("base", "istiod") or not Path(file).is_file():
             raise pytest.UsageError(f"--mesh-values {entry!r}: write base=FILE or istiod=FILE with an existing FILE")
         values.setdefault(chart, []).append(Path(file).absolute())
-    with contextlib.ExitStack() as stack:
-        recorder = egress = None
-        if mesh_cluster.provider == "local":
-            recorder = stack.enter_context(AdmissionRecorder())
-            egress = cluster_mod.Local(tools.cache_root()).egress(mesh_cluster.name)
-        plane = controlplane.install(
-            mesh_helm,
-            kube,
-            charts=charts,
-            version=pytestconfig.getoption("--mesh-version"),
-            values=values,
-            egress=egress,
-            recorder=recorder,
-            timeout=300,
-        )
-        yield plane
-        if not pytestconfig.getoption("--keep-cluster"):
-            controlplane.uninstall(mesh_helm)
+    host = None
+    if mesh_cluster.provider == "local":
+        local = cluster_mod.Local(tools.cache_root())
+
+        def host(namespace: str, deployment: str) -> Any:
+            return local.start_istiod(mesh_cluster.name, namespace=namespace, deployment=deployment, timeout=300)
+
+    plane = controlplane.install(
+        mesh_helm,
+        kube,
+        charts=charts,
+        version=pytestconfig.getoption("--mesh-version"),
+        values=values,
+        host_istiod=host,
+        timeout=300,
+    )
+    yield plane
+    if not pytestconfig.getoption("--keep-cluster"):
+        controlplane.uninstall(mesh_helm)
+        if plane.host_istiod is not None:
+            plane.host_istiod.istiod.stop(cluster_mod.Local(tools.cache_root()).egress(mesh_cluster.name))
 
 
 @pytest.fixture(scope="session")

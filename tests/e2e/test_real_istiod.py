@@ -1,0 +1,298 @@
+"""A real istiod answers the charts' webhooks: its CA, its validation verdicts, its injection.
+
+istiod here is the chart's own: installed from charts/ as revision `real` in its own namespace, with default
+values otherwise. On kind or an existing cluster its pod runs it; on the local provider the same Deployment
+runs on this host as pilot-discovery (meshcharts.cluster.istiod), with a token of the chart's ServiceAccount,
+reached through the chart's Service. Every test but those marked local_only holds on both.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ipaddress
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from meshcharts.cluster import Cluster
+from meshcharts.cluster import istiod as host_istiod
+from meshcharts.errors import ClusterError
+from meshcharts.helm import Helm
+from meshcharts.testing import controlplane, waits
+from meshcharts.testing.plugin import Kube
+from tests.cluster_fixtures import CHARTS, RealIstiod, install_real_istiod, remove_real_istiod
+
+pytestmark = pytest.mark.helm3
+
+# What istiod answers for each invalid resource (Istio's validation of that kind; the same text in 1.12's and
+# in this istiod's validation code for these fields).
+INVALID = {
+    "VirtualService": (
+        "networking.istio.io/v1alpha3",
+        "virtualservices",
+        {"hosts": ["web"], "http": [{"route": [{"destination": {"host": ""}}]}]},
+        "empty domain name not allowed",
+    ),
+    "DestinationRule": (
+        "networking.istio.io/v1alpha3",
+        "destinationrules",
+        {
+            "host": "web",
+            "trafficPolicy": {
+                "loadBalancer": {"simple": "ROUND_ROBIN"},
+                "connectionPool": {"tcp": {"maxConnections": -1}},
+            },
+        },
+        "max connections must be non-negative",
+    ),
+    "Gateway": (
+        "networking.istio.io/v1alpha3",
+        "gateways",
+        {"servers": []},
+        "gateway must have at least one server",
+    ),
+}
+VALID = {
+    "VirtualService": {"hosts": ["web"], "http": [{"route": [{"destination": {"host": "web"}}]}]},
+    "DestinationRule": {"host": "web", "trafficPolicy": {"loadBalancer": {"simple": "ROUND_ROBIN"}}},
+    "Gateway": {
+        "selector": {"istio": "ingressgateway"},
+        "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}],
+    },
+}
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[Any]:
+    made: list[str] = []
+
+    def make(labels: dict[str, str]) -> str:
+        name = _unique("real")
+        kube.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels)))
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        with contextlib.suppress(ApiException):
+            kube.core.delete_namespace(name)
+
+
+def _istio_object(kind: str, name: str, spec: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    group_version = INVALID[kind][0]
+    return {"apiVersion": group_version, "kind": kind, "metadata": {"name": name, "labels": labels}, "spec": spec}
+
+
+def _create(kube: Kube, namespace: str, kind: str, body: dict[str, Any]) -> Any:
+    group_version, plural = INVALID[kind][0], INVALID[kind][1]
+    group, version = group_version.split("/")
+    return kube.custom.create_namespaced_custom_object(group, version, namespace, plural, body)
+
+
+def _root_cert(kube: Kube, istiod: RealIstiod) -> str:
+    """istiod's root certificate as it publishes it: istio-ca-root-cert in its own namespace."""
+    config_map = waits.wait_until(
+        lambda: _read_config_map(kube, istiod.namespace, "istio-ca-root-cert"),
+        condition=f"istiod to publish istio-ca-root-cert in {istiod.namespace}",
+        timeout=120,
+    )
+    return str(config_map.data["root-cert.pem"])
+
+
+def _read_config_map(kube: Kube, namespace: str, name: str) -> Any:
+    try:
+        return kube.core.read_namespaced_config_map(name, namespace)
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise
+
+
+def test_istiod_writes_its_ca_into_every_webhook_of_its_revision_and_fails_its_validator_closed(
+    real_istiod: RealIstiod, kube: Kube
+) -> None:
+    trusted = controlplane.wait_webhooks_trusted(kube, real_istiod.revision, timeout=120)
+    assert trusted == {
+        f"MutatingWebhookConfiguration istio-sidecar-injector-{real_istiod.revision}-{real_istiod.namespace}": True,
+        f"ValidatingWebhookConfiguration istio-validator-{real_istiod.revision}-{real_istiod.namespace}": True,
+    }
+    root = _root_cert(kube, real_istiod).encode()
+    selector = f"istio.io/rev={real_istiod.revision}"
+    for config in kube.admission.list_mutating_webhook_configuration(label_selector=selector).items:
+        for hook in config.webhooks:
+            assert base64.b64decode(hook.client_config.ca_bundle).strip() == root.strip(), hook.name
+    validators = kube.admission.list_validating_webhook_configuration(label_selector=selector).items
+    for config in validators:
+        for hook in config.webhooks:
+            assert base64.b64decode(hook.client_config.ca_bundle).strip() == root.strip(), hook.name
+    # The chart renders Ignore; istiod sets Fail once it answers (a validator that cannot be reached then refuses).
+    waits.wait_until(
+        lambda: all(
+            h.failure_policy == "Fail"
+            for c in kube.admission.list_validating_webhook_configuration(label_selector=selector).items
+            for h in c.webhooks
+        ),
+        condition="istiod to set failurePolicy Fail on its validator",
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("kind", sorted(INVALID))
+def test_an_invalid_resource_of_the_revision_is_refused_with_istiods_reason(
+    real_istiod: RealIstiod, kube: Kube, namespace: Any, kind: str
+) -> None:
+    controlplane.wait_webhooks_trusted(kube, real_istiod.revision, timeout=120)
+    ns = namespace({})
+    labels = {"istio.io/rev": real_istiod.revision}
+    spec, reason = INVALID[kind][2], INVALID[kind][3]
+    with pytest.raises(ApiException) as refused:
+        _create(kube, ns, kind, _istio_object(kind, "bad", spec, labels))
+    body = refused.value.body.decode() if isinstance(refused.value.body, bytes) else str(refused.value.body)
+    assert 'admission webhook \\"rev.validation.istio.io\\" denied the request' in body or (
+        'admission webhook "rev.validation.istio.io" denied the request' in body
+    ), body
+    assert reason in body, body
+    created = _create(kube, ns, kind, _istio_object(kind, "good", VALID[kind], labels))
+    assert created["metadata"]["name"] == "good"
+
+
+def _pod(name: str) -> client.V1Pod:
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name, labels={"app": name}),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="app", image="busybox:1.36")]),
+    )
+
+
+def test_a_pod_in_a_namespace_of_the_revision_is_injected_by_istiod(
+    real_istiod: RealIstiod, kube: Kube, namespace: Any
+) -> None:
+    controlplane.wait_webhooks_trusted(kube, real_istiod.revision, timeout=120)
+    ns = namespace({"istio.io/rev": real_istiod.revision})
+    kube.core.create_namespaced_pod(ns, _pod("web"))
+    pod = kube.core.read_namespaced_pod("web", ns)
+    containers = {c.name: c.image for c in pod.spec.containers}
+    inits = {c.name: c.image for c in pod.spec.init_containers or []}
+    assert containers["istio-proxy"] == "docker.io/istio/proxyv2:1.12.2", containers
+    assert inits == {"istio-init": "docker.io/istio/proxyv2:1.12.2"}
+    status = yaml.safe_load(pod.metadata.annotations["sidecar.istio.io/status"])
+    assert status["containers"] == ["istio-proxy"] and status["revision"] == real_istiod.revision
+
+
+def test_the_gateway_charts_pod_is_injected_by_istiod_and_runs(
+    real_istiod: RealIstiod, kube: Kube, mesh_helm: Helm, namespace: Any
+) -> None:
+    controlplane.wait_webhooks_trusted(kube, real_istiod.revision, timeout=120)
+    ns = namespace({})
+    mesh_helm.install(
+        "gw",
+        CHARTS / "gateway",
+        namespace=ns,
+        set_values={"revision": real_istiod.revision, "service.type": "ClusterIP"},
+        wait=False,
+        timeout=120,
+    )
+    try:
+        waits.deployment_available(kube.apps, ns, "gw", timeout=120)
+        pods = kube.core.list_namespaced_pod(ns, label_selector="app=gw").items
+        assert pods
+        for pod in pods:
+            images = {c.name: c.image for c in pod.spec.containers}
+            assert images == {"istio-proxy": "docker.io/istio/proxyv2:1.12.2"}, images
+            assert "sidecar.istio.io/status" in (pod.metadata.annotations or {})
+    finally:
+        mesh_helm.uninstall("gw", namespace=ns, wait=True, timeout=120)
+
+
+@pytest.mark.local_only("the host istiod and its listeners exist only on the local provider")
+def test_the_host_istiod_listens_on_loopback_only_and_runs_with_the_charts_service_account(
+    real_istiod: RealIstiod, kube: Kube
+) -> None:
+    assert real_istiod.host is not None
+    listening = host_istiod.listening_addresses(real_istiod.host.pid)
+    assert {port for _, port in listening} >= {8080, 15010, 15012, 15014, 15017}
+    assert all(ipaddress.ip_address(address).is_loopback for address, _ in listening), listening
+    config = yaml.safe_load((real_istiod.host.istiod.directory / "kubeconfig.yaml").read_text())
+    token = config["users"][0]["user"]["token"]
+    review = (
+        client.AuthenticationV1Api(kube.api_client)
+        .create_token_review(client.V1TokenReview(spec=client.V1TokenReviewSpec(token=token)))
+        .to_dict()
+    )
+    assert review["status"]["authenticated"] is True
+    assert (
+        review["status"]["user"]["username"]
+        == f"system:serviceaccount:{real_istiod.namespace}:istiod-{real_istiod.revision}"
+    )
+
+
+@pytest.mark.local_only("runs the chart's istiod Deployment on the host, which only the local provider does")
+def test_istiod_without_the_charts_rbac_for_webhooks_never_trusts_them_and_its_log_names_what_was_forbidden(
+    istio_base: tuple[str, str], mesh_cluster: Cluster, mesh_helm: Helm, kube: Kube, tmp_path: Path
+) -> None:
+    """The chart's RBAC is exactly what istiod has: without the ClusterRole rule on mutatingwebhookconfigurations,
+    istiod cannot patch its injector's CA in, and says why."""
+    chart = tmp_path / "istiod"
+    shutil.copytree(CHARTS / "istiod", chart)
+    clusterrole = chart / "templates" / "clusterrole.yaml"
+    text = clusterrole.read_text()
+    rule = '  - apiGroups: ["admissionregistration.k8s.io"]\n    resources: ["mutatingwebhookconfigurations"]\n'
+    assert rule in text, "the chart's ClusterRole no longer has the rule this test removes"
+    start = text.index(rule)
+    end = text.index("  - apiGroups", start + len(rule))
+    clusterrole.write_text(text[:start] + text[end:])
+    revision = _unique("norbac").replace("-", "")[:12]
+    namespace = f"istio-{revision}"
+    try:
+        with pytest.raises(ClusterError) as failed:
+            install_real_istiod(
+                mesh_cluster, mesh_helm, kube, chart, namespace=namespace, revision=revision, timeout=60
+            )
+        # istiod cannot list the injector's webhook configurations, so it never becomes ready, and the error says why.
+        message = str(failed.value)
+        assert "waiting for istiod" in message and "to be ready" in message, message
+        user = f"system:serviceaccount:{namespace}:istiod-{revision}"
+        refused = (
+            r"refused by the API server: mutatingwebhookconfigurations\.admissionregistration\.k8s\.io is forbidden"
+        )
+        assert re.search(rf'{refused}: User "{user}" cannot (list|watch|get)', message), message
+        assert "validatingwebhookconfigurations" not in message.split("; last lines of its log")[0], message
+        assert (
+            controlplane.webhooks_trusted(kube, revision)[
+                f"MutatingWebhookConfiguration istio-sidecar-injector-{revision}-{namespace}"
+            ]
+            is False
+        )
+    finally:
+        stale = RealIstiod(f"istiod-{revision}", namespace, revision, None)
+        remove_real_istiod(mesh_cluster, mesh_helm, kube, stale)
+
+
+def test_a_missing_pilot_discovery_is_a_clear_error_naming_the_install_command(tmp_path: Path) -> None:
+    with pytest.raises(ClusterError, match=r"meshcharts tools install pilot-discovery"):
+        host_istiod.start(tmp_path / "kubeconfig", None, tmp_path, cache=tmp_path / "empty-cache")  # type: ignore[arg-type]
+
+
+def test_an_istiod_that_exits_fails_with_its_log_tail(tmp_path: Path) -> None:
+    istiod = host_istiod.HostIstiod(tmp_path / "istiod")
+    istiod.directory.mkdir()
+    istiod.log.write_text("")
+    with istiod.log.open("ab") as log:
+        process = subprocess.Popen(["sh", "-c", "echo 'fatal: cannot start: the reason' >&2; exit 3"], stderr=log)
+    with pytest.raises(
+        ClusterError, match=r"(?s)istiod exited \(3\) before it was ready.*fatal: cannot start: the reason"
+    ):
+        host_istiod._wait_ready(istiod, process, "127.0.0.1", timeout=60)
