@@ -36,9 +36,9 @@ if [ "$keep" = 0 ]; then
 fi
 
 demo_args=()
-# Pods really run only on kind or an existing cluster: there istiod answers its own webhooks. On the
-# local kwok cluster nothing runs, so the admission recorder stands in for them (the demo says so).
-[ "$provider" = local ] || demo_args+=(--no-recorder)
+# Pods really run only on kind or an existing cluster: there istiod's own pod answers its webhooks. On the
+# local kwok cluster nothing runs in pods, so the chart's istiod Deployment runs on this host as a real istiod.
+[ "$provider" != local ] || demo_args+=(--cluster "$name")
 [ "$keep" = 0 ] || demo_args+=(--keep)
 mc demo --kubeconfig "$KUBECONFIG" "${demo_args[@]}"
 

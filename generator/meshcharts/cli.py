@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from meshcharts.errors import MeshchartsError, UsageError
 
@@ -348,6 +348,24 @@ def _cmd_mapkubeapis(args: argparse.Namespace) -> int:
     return 0
 
 
+def _host_istiod(cluster_name: str | None) -> Any:
+    """For `demo --cluster NAME`: runs the chart's istiod Deployment on this host for local cluster NAME."""
+    if not cluster_name:
+        return None
+    from meshcharts import cluster
+
+    local = cluster.Local()
+    if not local.exists(cluster_name):
+        from meshcharts.errors import UsageError
+
+        raise UsageError(f"--cluster {cluster_name}: no local cluster of that name (see `meshcharts cluster up`)")
+
+    def start(namespace: str, deployment: str) -> Any:
+        return local.start_istiod(cluster_name, namespace=namespace, deployment=deployment, timeout=300)
+
+    return start
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
@@ -367,7 +385,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             Path(tmp),
             _say,
             out=_show,
-            recorder=args.recorder,
+            host_istiod=_host_istiod(args.cluster),
             keep=args.keep,
             helm_major=args.helm,
         )
@@ -425,11 +443,10 @@ def _add_repo_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     dem.add_argument("--kubeconfig", help="the cluster to install into (default: $KUBECONFIG)")
     dem.add_argument(
-        "--no-recorder",
-        dest="recorder",
-        action="store_false",
-        help="let istiod answer its own webhooks (clusters whose pods run); by default the admission "
-        "recorder on loopback answers them, as pods do not run on a local kwok cluster",
+        "--cluster",
+        metavar="NAME",
+        help="the local (kwok) cluster NAME the kubeconfig belongs to: its pods do not run, so the chart's istiod "
+        "Deployment runs on this host as a real istiod (pilot-discovery). Without it, istiod's own pod answers",
     )
     dem.add_argument("--keep", action="store_true", help="the cluster is kept: say what stops working with it")
     dem.add_argument("--helm", type=int, choices=(4, 3), default=4, help="Helm major version (default 4)")

@@ -9,10 +9,9 @@
 2. The scratch repository is served on 127.0.0.1 (a free port), added with `helm repo add` under a
    Helm home of its own, listed with `helm search repo --versions`, and base, istiod and gateway
    are installed from it with `--verify`.
-3. On a local (kwok) cluster pods do not really run, so istiod cannot answer its own admission
-   webhooks. The charts' webhook URLs then point at the admission recorder, which stands in for
-   istiod's webhook server on loopback; this is said in the output. On a cluster whose pods run
-   (`recorder=False`), istiod answers its webhooks itself.
+3. A real istiod answers the charts' webhooks. Where pods run, that is the chart's istiod pod; on a local (kwok)
+   cluster, where no pod really runs, the chart's istiod Deployment runs on this host as pilot-discovery
+   (`meshcharts.cluster.istiod`), reached through the chart's Service. It injects the gateway's pods.
 
 The flow prints nothing itself: progress goes to `say`, and what the user asked to see (the search
 result, `helm list`, `kubectl get`) to `out`; the command line decides where each goes.
@@ -22,8 +21,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +62,8 @@ class Installed:
     search: str
     releases: list[tuple[str, str, str]] = field(default_factory=list)  # (release, chart, namespace)
     gateway_address: str = ""
+    gateway_images: dict[str, dict[str, str]] = field(default_factory=dict)  # pod -> container -> image
+    host_istiod: Any = None  # meshcharts.cluster.istiod.Started where istiod runs on this host
 
 
 def copy_repository(source: Path, dest: Path) -> Layout:
@@ -115,25 +115,13 @@ def check_release(source: Layout, scratch: Path, helm: Helm, say: Say) -> tuple[
     return layout, keyring
 
 
-@contextmanager
-def webhook_recorder(enabled: bool, say: Say) -> Iterator[Any]:
-    """The admission recorder on loopback while the flow runs (None when istiod answers its own webhooks)."""
-    if not enabled:
-        yield None
-        return
-    from meshcharts.testing.admission import AdmissionRecorder
-
-    with AdmissionRecorder() as recorder:
-        say(
-            f"webhooks: pods do not run on this cluster, so istiod's injection and validation webhooks are "
-            f"answered by the meshcharts admission recorder at {recorder.base_url} (it allows every request)"
-        )
-        yield recorder
-
-
 def _values(path: Path, values: dict[str, Any]) -> list[Path]:
     path.write_text(yaml.safe_dump(values))
     return [path]
+
+
+HostIstiod = Callable[[str, str], Any]
+"""Runs the chart's istiod Deployment (namespace, name) on this host where pods do not run; returns what it started."""
 
 
 def install_from_repository(
@@ -143,13 +131,16 @@ def install_from_repository(
     workdir: Path,
     say: Say,
     *,
-    recorder: Any = None,
+    host_istiod: HostIstiod | None = None,
     helm_major: int = 4,
     timeout: float = 180.0,
 ) -> Installed:
-    """Serve `layout` on loopback, helm repo add/search, install base, istiod and gateway with --verify."""
+    """Serve `layout` on loopback, helm repo add/search, install base, istiod and gateway with --verify.
+
+    The charts get default values; istiod (the chart's pod, or `host_istiod` where pods do not run) must trust
+    its webhooks before the gateway is installed, and must have injected the gateway's pods."""
     from meshcharts.testing import waits
-    from meshcharts.testing.admission import patch_ca_bundle
+    from meshcharts.testing.controlplane import INJECTED, wait_webhooks_trusted
 
     helm = Helm(major=helm_major, kubeconfig=kubeconfig).with_home(workdir / "helm-home")
     kube = kube_for(kubeconfig)
@@ -161,39 +152,36 @@ def install_from_repository(
         result = Installed(server.url, search)
         verify = ("--verify", "--keyring", str(keyring))
 
-        def install(release: str, chart: str, namespace: str, values: dict[str, Any]) -> None:
+        def install(release: str, chart: str, namespace: str) -> None:
             say(f"installing {REPO_NAME}/{chart} as {namespace}/{release} (helm install --verify)")
             helm.install(
                 release,
                 f"{REPO_NAME}/{chart}",
                 namespace=namespace,
-                values=_values(workdir / f"{chart}-values.yaml", values),
+                values=_values(workdir / f"{chart}-values.yaml", {}),
                 wait=True,
                 timeout=timeout,
                 extra=verify,
             )
             result.releases.append((release, chart, namespace))
 
-        base: dict[str, Any] = {}
-        istiod: dict[str, Any] = {}
-        if recorder is not None:
-            base = {"base": {"validationURL": recorder.url("/validate/default")}}
-            istiod = {
-                "istiodRemote": {"injectionURL": recorder.url("/inject/default")},
-                "base": {"validationURL": recorder.url("/validate/default")},
-            }
-        install("istio-base", "base", ISTIO_NS, base)
-        if recorder is not None:
-            patch_ca_bundle(kube.api_client, "ValidatingWebhookConfiguration", "istiod-default-validator", recorder)
-        install("istiod", "istiod", ISTIO_NS, istiod)
-        if recorder is not None:
-            patch_ca_bundle(kube.api_client, "MutatingWebhookConfiguration", "istio-sidecar-injector", recorder)
-            patch_ca_bundle(kube.api_client, "ValidatingWebhookConfiguration", f"istio-validator-{ISTIO_NS}", recorder)
+        install("istio-base", "base", ISTIO_NS)
+        install("istiod", "istiod", ISTIO_NS)
         waits.deployment_available(kube.apps, ISTIO_NS, "istiod", timeout=timeout)
-        install(GATEWAY_RELEASE, "gateway", GATEWAY_NS, {})
+        if host_istiod is not None:
+            result.host_istiod = host_istiod(ISTIO_NS, "istiod")
+            say(
+                f"istiod: pods do not run on this cluster, so the chart's istiod Deployment runs on this host: "
+                f"pilot-discovery pid {result.host_istiod.pid} on {result.host_istiod.address}, with a token of "
+                "the chart's istiod ServiceAccount, behind the chart's istiod Service"
+            )
+        wait_webhooks_trusted(kube, timeout=timeout)
+        install(GATEWAY_RELEASE, "gateway", GATEWAY_NS)
         waits.deployment_available(kube.apps, GATEWAY_NS, GATEWAY_RELEASE, timeout=timeout)
-        if recorder is not None and not recorder.requests(path="/inject/default", kind="Pod", namespace=GATEWAY_NS):
-            raise ClusterError(f"the gateway's pods in {GATEWAY_NS} never reached the injection webhook")
+        for pod in kube.core.list_namespaced_pod(GATEWAY_NS, label_selector=f"app={GATEWAY_RELEASE}").items:
+            if INJECTED not in (pod.metadata.annotations or {}):
+                raise ClusterError(f"the gateway's pod {GATEWAY_NS}/{pod.metadata.name} was not injected by istiod")
+            result.gateway_images[pod.metadata.name] = {c.name: c.image for c in pod.spec.containers}
         result.gateway_address = waits.service_address(kube.core, GATEWAY_NS, GATEWAY_RELEASE, timeout=timeout)
         return result
     finally:
@@ -226,7 +214,7 @@ def run(
     say: Say,
     *,
     out: Say | None = None,
-    recorder: bool = True,
+    host_istiod: HostIstiod | None = None,
     keep: bool = False,
     helm_major: int = 4,
 ) -> Installed:
@@ -236,36 +224,28 @@ def run(
     out = out or say
     helm = Helm(major=helm_major)
     layout, keyring = check_release(source, workdir, helm.with_home(workdir / "helm-home"), say)
-    with ExitStack() as stack:
-        rec = stack.enter_context(webhook_recorder(recorder, say))
-        installed = install_from_repository(
-            layout, keyring, kubeconfig, workdir, say, recorder=rec, helm_major=helm_major
+    installed = install_from_repository(
+        layout, keyring, kubeconfig, workdir, say, host_istiod=host_istiod, helm_major=helm_major
+    )
+    say(f"helm search repo {REPO_NAME}/ --versions (served at {installed.repository_url}):")
+    out(installed.search.rstrip("\n"))
+    env_helm = Helm(major=helm_major, kubeconfig=kubeconfig)
+    kubectl = str(tools.path("kubectl"))
+    show([str(env_helm.binary), "list", "--all-namespaces", "--kubeconfig", str(kubeconfig)], say, out)
+    for namespace in (ISTIO_NS, GATEWAY_NS):
+        show(
+            [kubectl, "--kubeconfig", str(kubeconfig), "--namespace", namespace, "get", "deploy,svc,pods", "-o",
+             "wide"],
+            say,
+            out,
+        )  # fmt: skip
+    say(f"gateway {GATEWAY_NS}/{GATEWAY_RELEASE} LoadBalancer address: {installed.gateway_address}")
+    for pod, images in sorted(installed.gateway_images.items()):
+        shown = ", ".join(f"{name} {image}" for name, image in sorted(images.items()))
+        say(f"webhooks: istiod injected the gateway's pod {GATEWAY_NS}/{pod}: {shown}")
+    if installed.host_istiod is not None and keep:
+        say(
+            f"istiod: pilot-discovery (pid {installed.host_istiod.pid}) keeps serving the kept cluster's webhooks "
+            "until `meshcharts cluster down`"
         )
-        say(f"helm search repo {REPO_NAME}/ --versions (served at {installed.repository_url}):")
-        out(installed.search.rstrip("\n"))
-        env_helm = Helm(major=helm_major, kubeconfig=kubeconfig)
-        kubectl = str(tools.path("kubectl"))
-        show([str(env_helm.binary), "list", "--all-namespaces", "--kubeconfig", str(kubeconfig)], say, out)
-        for namespace in (ISTIO_NS, GATEWAY_NS):
-            show(
-                [kubectl, "--kubeconfig", str(kubeconfig), "--namespace", namespace, "get", "deploy,svc,pods", "-o",
-                 "wide"],
-                say,
-                out,
-            )  # fmt: skip
-        say(f"gateway {GATEWAY_NS}/{GATEWAY_RELEASE} LoadBalancer address: {installed.gateway_address}")
-        if rec is not None:
-            injected = rec.requests(path="/inject/default", kind="Pod")
-            say(
-                f"webhooks: the recorder answered {len(injected)} pod injection request(s) standing in for istiod; "
-                "it marks each such pod and does not inject, so the gateway's image stays `auto` (istiod would inject "
-                "proxyv2); the local cluster runs an `auto` pod only with that mark"
-            )
-            if keep:
-                say(
-                    "webhooks: the recorder stops with this command. The injection webhook has failurePolicy "
-                    "Fail, so on the kept cluster new gateway pods (and pods in injection-enabled namespaces) "
-                    "are refused until istiod answers there; uninstall with "
-                    f"`helm uninstall {GATEWAY_RELEASE} -n {GATEWAY_NS}` or take the cluster down."
-                )
     return installed

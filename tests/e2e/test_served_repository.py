@@ -51,7 +51,14 @@ def test_the_main_job_installs_base_istiod_and_gateway_from_the_served_repositor
 ) -> None:
     said: list[str] = []
     shown_lines: list[str] = []
-    installed = demo.run(Layout(REPO), own_cluster.kubeconfig, tmp_path, said.append, out=shown_lines.append)
+    local = cluster_mod.Local()
+
+    def host_istiod(namespace: str, deployment: str) -> object:
+        return local.start_istiod(own_cluster.name, namespace=namespace, deployment=deployment, timeout=180)
+
+    installed = demo.run(
+        Layout(REPO), own_cluster.kubeconfig, tmp_path, said.append, out=shown_lines.append, host_istiod=host_istiod
+    )
 
     rows = [line.split()[:2] for line in installed.search.splitlines()[1:]]
     published = sorted(p.name[: -len(".tgz")].rsplit("-", 1) for p in (REPO / "packages").glob("*.tgz"))
@@ -65,7 +72,13 @@ def test_the_main_job_installs_base_istiod_and_gateway_from_the_served_repositor
     assert {version.rsplit(".", 1)[0] for _, version in rows} == {"1.12", "1.13"}, rows
     for tree in ("charts/", "lines/1.13/"):
         assert any(f"the 3 charts in {tree} pack to their published archives byte for byte" in s for s in said), said
-    assert any("answered by the meshcharts admission recorder" in line for line in said), said
+    # A real istiod (the chart's Deployment run on this host) injected the gateway's pods with the line's proxy.
+    assert installed.host_istiod is not None
+    assert any(f"pilot-discovery pid {installed.host_istiod.pid}" in line for line in said), said
+    assert installed.gateway_images, said
+    for images in installed.gateway_images.values():
+        assert images == {"istio-proxy": f"docker.io/istio/proxyv2:{NEWEST}"}, images
+    assert any("webhooks: istiod injected the gateway's pod istio-ingress/" in line for line in said), said
 
     helm = Helm(kubeconfig=own_cluster.kubeconfig)
     for release, chart, namespace in installed.releases:
