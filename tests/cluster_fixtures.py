@@ -199,24 +199,29 @@ def install_real_istiod(
 ) -> RealIstiod:
     """Install the istiod chart at `chart` with `revision` (default values otherwise) into `namespace`, and have a
     real istiod answer it: on the local provider run on this host, elsewhere the chart's own pod."""
-    helm.upgrade(
-        f"istiod-{revision}",
-        chart,
-        namespace=namespace,
-        install=True,
-        wait=True,
-        timeout=timeout,
-        set_values={"revision": revision},
-        extra=("--create-namespace",),
-    )
-    host = None
-    if mesh_cluster.provider == "local":
-        host = Local(tools.cache_root()).start_istiod(
-            mesh_cluster.name, namespace=namespace, deployment=f"istiod-{revision}", timeout=timeout
+    installed = RealIstiod(f"istiod-{revision}", namespace, revision, None)
+    try:
+        helm.upgrade(
+            installed.release,
+            chart,
+            namespace=namespace,
+            install=True,
+            wait=True,
+            timeout=timeout,
+            set_values={"revision": revision},
+            extra=("--create-namespace",),
         )
-    else:
-        waits.deployment_available(kube.apps, namespace, f"istiod-{revision}", timeout=timeout)
-    return RealIstiod(f"istiod-{revision}", namespace, revision, host)
+        if mesh_cluster.provider == "local":
+            installed.host = Local(tools.cache_root()).start_istiod(
+                mesh_cluster.name, namespace=namespace, deployment=installed.deployment, timeout=timeout
+            )
+        else:
+            waits.deployment_available(kube.apps, namespace, installed.deployment, timeout=timeout)
+    except BaseException:
+        # istiod may have set its validator to fail closed before it failed: leave no webhook nobody answers.
+        remove_real_istiod(mesh_cluster, helm, kube, installed)
+        raise
+    return installed
 
 
 def remove_real_istiod(mesh_cluster: Cluster, helm: Helm, kube: Kube, istiod: RealIstiod) -> None:

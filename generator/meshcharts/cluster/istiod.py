@@ -73,7 +73,8 @@ class Adaptation:
     hides: str
 
 
-# What a 1.31 istiod needs to serve the 1.12 and 1.13 charts; the README's skew table says the same.
+# What a 1.31 istiod needs to serve the 1.12 and 1.13 charts, and nothing more (tests/e2e/test_real_istiod.py drops
+# each one and sees istiod fail without it); the README's skew table says the same.
 SKEW_1_12 = (
     Adaptation(
         "configDir",
@@ -93,8 +94,9 @@ SKEW_1_12 = (
     Adaptation(
         "PILOT_ENABLE_IP_AUTOALLOCATE",
         "environment PILOT_ENABLE_IP_AUTOALLOCATE=false",
-        "1.31's ServiceEntry address allocator watches networking.istio.io/v1 ServiceEntries, absent from the "
-        "1.12/1.13 CRDs; 1.12 had no such controller.",
+        "1.31's ServiceEntry address allocator (a controller 1.12 did not have) lists networking.istio.io/v1 "
+        "ServiceEntries, which the 1.12/1.13 CRDs do not serve; with it on, istiod never publishes "
+        "istio-ca-root-cert into the namespaces and may never become ready.",
     ),
 )
 
@@ -344,11 +346,13 @@ def start(
     cache: Path | None = None,
     timeout: float = 120.0,
     extra_env: Mapping[str, str] | None = None,
+    skew: Sequence[Adaptation] | None = None,
 ) -> Started:
     """Run the chart's istiod Deployment `namespace/deployment` on this host as pilot-discovery.
 
     Returns once istiod is ready (its /ready answers) and serves its webhook port; ClusterError naming what
     failed, with istiod's log tail, otherwise. An istiod already running for that Deployment is stopped first.
+    `skew` overrides the adaptations `skew_for` picks from the chart's version (the tests drop one at a time).
     """
     try:
         binary = tools.path(TOOL, cache=cache)
@@ -363,7 +367,7 @@ def start(
     container = next((c for c in pod_spec.containers if c.name == "discovery"), pod_spec.containers[0])
     labels = dict(deploy.spec.template.metadata.labels or {})
     chart_version = _chart_version(deploy)
-    skew = skew_for(chart_version)
+    skew = tuple(skew_for(chart_version) if skew is None else skew)
     service_account = pod_spec.service_account_name or "default"
 
     istiod = HostIstiod(root / f"{namespace}.{deployment}")
