@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import ipaddress
+import json
 import re
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from meshcharts import cluster as cluster_mod
 from meshcharts import tools
 from meshcharts.cluster import Cluster, Local
 from meshcharts.cluster import istiod as host_istiod
@@ -32,6 +34,7 @@ from meshcharts.helm import Helm
 from meshcharts.testing import controlplane, waits
 from meshcharts.testing.plugin import Kube
 from tests.cluster_fixtures import CHARTS, REPO, RealIstiod, install_real_istiod, remove_real_istiod
+from tests.oracle.injection import differences, inject, render_injector
 
 pytestmark = pytest.mark.helm3
 
@@ -388,3 +391,114 @@ def test_without_each_adaptation_this_istiod_fails_the_1_12_chart(
         for left in local.istiods(mesh_cluster.name):
             if left.directory.name == f"{ns}.istiod-{revision}":
                 left.stop(local.egress(mesh_cluster.name))
+
+
+def _api_servers(volume: str) -> bool:
+    """The ServiceAccount token volume the API server's ServiceAccount admission adds (before any webhook)."""
+    return volume.startswith("kube-api-access-")
+
+
+def _injected_view(pod: dict[str, Any]) -> dict[str, Any]:
+    """What an injector decides about a pod, in a form that API-server defaulting does not change: per container
+    its image, arguments, environment (value, or where it comes from), ports and mounts; the pod's volumes and
+    the labels and status annotation istiod adds."""
+
+    def env(entries: list[dict[str, Any]] | None) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for entry in entries or []:
+            source = entry.get("valueFrom") or {}
+            if "fieldRef" in source:
+                found[entry["name"]] = ("fieldRef", source["fieldRef"]["fieldPath"])
+            elif "resourceFieldRef" in source:
+                found[entry["name"]] = ("resourceFieldRef", source["resourceFieldRef"]["resource"])
+            else:
+                found[entry["name"]] = entry.get("value", "")
+        return found
+
+    def container(spec: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "image": spec.get("image"),
+            "args": spec.get("args") or [],
+            "env": env(spec.get("env")),
+            "ports": sorted(
+                (p.get("name", ""), p["containerPort"], p.get("protocol", "TCP")) for p in spec.get("ports") or []
+            ),
+            "mounts": sorted(
+                (m["name"], m["mountPath"]) for m in spec.get("volumeMounts") or [] if not _api_servers(m["name"])
+            ),
+        }
+
+    spec, meta = pod["spec"], pod["metadata"]
+    annotations = meta.get("annotations") or {}
+    return {
+        "containers": {c["name"]: container(c) for c in spec.get("containers") or []},
+        "initContainers": {c["name"]: container(c) for c in spec.get("initContainers") or []},
+        "volumes": sorted(v["name"] for v in spec.get("volumes") or [] if not _api_servers(v["name"])),
+        "labels": dict(meta.get("labels") or {}),
+        "status": json.loads(annotations.get("sidecar.istio.io/status", "null")),
+    }
+
+
+def test_a_pod_injected_through_the_webhook_equals_what_the_offline_oracle_computes(
+    real_istiod: RealIstiod, kube: Kube, namespace: Any
+) -> None:
+    """The same pod and the same values: istiod's answer through the chart's webhook, and istioctl kube-inject over
+    the ConfigMaps `helm template` renders for that revision (tests/oracle), decide the same injection. The pod
+    is written as the API server hands it to the webhook (ports with their protocol); the ServiceAccount token
+    volume the API server adds before any webhook is left out."""
+    controlplane.wait_webhooks_trusted(kube, real_istiod.revision, timeout=120)
+    ns = namespace({"istio.io/rev": real_istiod.revision})
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web", "namespace": ns, "labels": {"app": "web", "version": "v1"}},
+        "spec": {
+            "containers": [
+                {"name": "app", "image": "busybox:1.36", "ports": [{"containerPort": 8080, "protocol": "TCP"}]}
+            ]
+        },
+    }
+    kube.core.create_namespaced_pod(ns, manifest)
+    live = kube.api_client.sanitize_for_serialization(kube.core.read_namespaced_pod("web", ns))
+    injector = render_injector(
+        tools.path("helm"),
+        CHARTS / "istiod",
+        {"revision": real_istiod.revision},
+        namespace=real_istiod.namespace,
+        release=real_istiod.release,
+    )
+    offline = inject(tools.path("istioctl"), injector, yaml.safe_dump(manifest))["web"]
+    ours, oracle = _injected_view(live), _injected_view(offline)
+    assert set(ours["containers"]) == {"app", "istio-proxy"} and set(ours["initContainers"]) == {"istio-init"}
+    # Tuples become lists, so that `differences` compares them element by element and names each path.
+    found = [f"{d.path}: offline {d.istio!r}, through the webhook {d.ours!r}" for d in differences(
+        json.loads(json.dumps(oracle)), json.loads(json.dumps(ours))
+    )]  # fmt: skip
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.local_only("a local cluster of its own, with the host istiod only the local provider runs")
+def test_cluster_down_stops_the_host_istiod_by_pid_and_leaves_nothing_of_it(pytestconfig: pytest.Config) -> None:
+    name = _unique("istiod-down")
+    k8s_version = pytestconfig.getoption("--k8s-version")
+    local = Local(tools.cache_root(), k8s_version=k8s_version)
+    own = cluster_mod.up(name, timeout=180, k8s_version=k8s_version)
+    said: list[str] = []
+    pid = None
+    try:
+        helm = Helm(kubeconfig=own.kubeconfig)
+        for release, chart in (("istio-base", "base"), ("istiod", "istiod")):
+            helm.upgrade(
+                release, CHARTS / chart, namespace="istio-system", install=True, wait=True, timeout=180,
+                extra=("--create-namespace",),
+            )  # fmt: skip
+        started = local.start_istiod(name, timeout=180)
+        pid = started.pid
+        assert started.istiod.pid() == pid
+    finally:
+        cluster_mod.down(name, timeout=120, say=said.append)
+    assert pid is not None
+    assert f"istiod istio-system.istiod (pid {pid}) stopped" in said, said
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]
+    assert not local.istiod_root(name).exists()
+    assert said[-1].endswith("none of its 7 processes and 6 ports is left"), said
