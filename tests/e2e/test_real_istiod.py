@@ -502,3 +502,55 @@ def test_cluster_down_stops_the_host_istiod_by_pid_and_leaves_nothing_of_it(pyte
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]
     assert not local.istiod_root(name).exists()
     assert said[-1].endswith("none of its 7 processes and 6 ports is left"), said
+
+
+def _revision_of_injection(kube: Kube, namespace: str, pod: str) -> str:
+    kube.core.create_namespaced_pod(namespace, _pod(pod))
+    annotations = kube.core.read_namespaced_pod(pod, namespace).metadata.annotations or {}
+    assert "sidecar.istio.io/status" in annotations, f"{namespace}/{pod} was not injected"
+    return str(json.loads(annotations["sidecar.istio.io/status"])["revision"])
+
+
+def test_a_tagged_namespace_is_injected_by_the_revision_its_tag_points_to_before_and_after_the_tag_moves(
+    istio_base: tuple[str, str], mesh_cluster: Cluster, mesh_helm: Helm, kube: Kube, namespace: Any, request: Any
+) -> None:
+    """A canary: two revisions, each with a real istiod; the tag `stable` moves from the first to the second."""
+    if mesh_cluster.provider != "local":
+        request.getfixturevalue("mesh_real_pods")
+    suffix = uuid.uuid4().hex[:5]
+    tag = f"stable{suffix}"
+    blue, green = f"blue{suffix}", f"green{suffix}"
+    made: list[RealIstiod] = []
+    try:
+        for revision in (blue, green):
+            made.append(
+                install_real_istiod(
+                    mesh_cluster, mesh_helm, kube, CHARTS / "istiod", namespace=f"istio-{revision}", revision=revision
+                )
+            )
+
+        def point_tag(revision: str, tags: list[str]) -> None:
+            mesh_helm.upgrade(
+                f"istiod-{revision}", CHARTS / "istiod", namespace=f"istio-{revision}", wait=True, timeout=180,
+                values=[_values_file(request, {"revision": revision, "revisionTags": tags})],
+            )  # fmt: skip
+            controlplane.wait_webhooks_trusted(kube, revision, timeout=120)
+
+        point_tag(blue, [tag])
+        tagged = namespace({"istio.io/rev": tag})
+        assert _revision_of_injection(kube, tagged, "before") == blue
+        point_tag(blue, [])
+        point_tag(green, [tag])
+        assert _revision_of_injection(kube, tagged, "after") == green
+        # Each revision's own namespace label still selects that revision.
+        for revision in (blue, green):
+            assert _revision_of_injection(kube, namespace({"istio.io/rev": revision}), "own") == revision
+    finally:
+        for istiod in made:
+            remove_real_istiod(mesh_cluster, mesh_helm, kube, istiod)
+
+
+def _values_file(request: Any, values: dict[str, Any]) -> Path:
+    path = Path(request.getfixturevalue("tmp_path")) / f"values-{uuid.uuid4().hex[:6]}.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
