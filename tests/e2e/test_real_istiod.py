@@ -554,3 +554,116 @@ def _values_file(request: Any, values: dict[str, Any]) -> Path:
     path = Path(request.getfixturevalue("tmp_path")) / f"values-{uuid.uuid4().hex[:6]}.yaml"
     path.write_text(yaml.safe_dump(values))
     return path
+
+
+KeyPath = tuple[Any, ...]
+
+
+def _leaves(value: Any, path: KeyPath = ()) -> Iterator[tuple[KeyPath, Any]]:
+    """(path, value) of every leaf: a path is the keys and list indexes leading to it."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _leaves(item, (*path, index))
+    else:
+        yield path, value
+
+
+_MISSING = object()
+
+
+def _at(value: Any, path: KeyPath) -> Any:
+    for part in path:
+        if isinstance(part, int):
+            if not isinstance(value, list) or part >= len(value):
+                return _MISSING
+        elif not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def _jq(path: KeyPath) -> str:
+    """The path as Argo CD's jqPathExpressions write it: list items as `[]?`."""
+    return "".join("[]?" if isinstance(part, int) else f".{part}" for part in path)
+
+
+def _same(rendered: Any, live: Any) -> bool:
+    """Equal, or the same Kubernetes quantity written another way (the API server writes 2048Mi as 2Gi)."""
+    if str(rendered) == str(live):
+        return True
+    try:
+        return bool(host_istiod._quantity(str(rendered)) == host_istiod._quantity(str(live)))
+    except ClusterError:
+        return False
+
+
+def test_after_istiod_ran_the_live_objects_differ_from_helm_template_only_where_the_gitops_ignore_lists_say(
+    real_istiod: RealIstiod, kube: Kube, mesh_helm: Helm
+) -> None:
+    """What Argo CD / Flux would report as drift, derived: every field `helm template` sets whose live value differs,
+    and what istiod added to the webhooks' client configuration. It must be exactly charts/istiod/README.md's
+    ignoreDifferences (kind, jq path) list: nothing missing from it, nothing in it that never drifts."""
+    controlplane.wait_webhooks_trusted(kube, real_istiod.revision, timeout=120)
+    rendered = yaml.safe_load_all(
+        mesh_helm.run(
+            ["template", real_istiod.release, str(CHARTS / "istiod"), "--namespace", real_istiod.namespace,
+             "--set", f"revision={real_istiod.revision}"]
+        )
+    )  # fmt: skip
+    drift: set[tuple[str, str]] = set()
+    for doc in rendered:
+        if not isinstance(doc, dict) or not doc.get("kind"):
+            continue
+        group_version = doc["apiVersion"]
+        group, _, version = group_version.rpartition("/")
+        plural = {"EnvoyFilter": "envoyfilters"}.get(doc["kind"])
+        namespace = doc["metadata"].get("namespace") or (
+            None
+            if doc["kind"].endswith("Configuration") or doc["kind"].startswith("Cluster")
+            else real_istiod.namespace
+        )
+        if plural:
+            live = kube.custom.get_namespaced_custom_object(group, version, namespace, plural, doc["metadata"]["name"])
+        else:
+            live = _read_live(kube, doc["kind"], doc["metadata"]["name"], namespace)
+        for path, value in _leaves(doc):
+            if path[0] in ("metadata", "status"):
+                continue
+            got = _at(live, path)
+            if got is _MISSING or not _same(value, got):
+                drift.add((doc["kind"], _jq(path)))
+        if doc["kind"].endswith("WebhookConfiguration"):
+            for index, hook in enumerate(live.get("webhooks") or []):
+                for path, _ in _leaves(hook.get("clientConfig") or {}, ("webhooks", index, "clientConfig")):
+                    if _at(doc, path) is _MISSING:
+                        drift.add((doc["kind"], _jq(path)))
+    readme = (CHARTS / "istiod" / "README.md").read_text()
+    block = yaml.safe_load(readme.split("# Argo CD Application\n", 1)[1].split("```", 1)[0])
+    ignored = {
+        (entry["kind"], path) for entry in block["spec"]["ignoreDifferences"] for path in entry["jqPathExpressions"]
+    }
+    assert drift == ignored
+
+
+def _read_live(kube: Kube, kind: str, name: str, namespace: str | None) -> dict[str, Any]:
+    readers = {
+        "ServiceAccount": lambda: kube.core.read_namespaced_service_account(name, namespace),
+        "ConfigMap": lambda: kube.core.read_namespaced_config_map(name, namespace),
+        "Service": lambda: kube.core.read_namespaced_service(name, namespace),
+        "Deployment": lambda: kube.apps.read_namespaced_deployment(name, namespace),
+        "Role": lambda: kube.rbac.read_namespaced_role(name, namespace),
+        "RoleBinding": lambda: kube.rbac.read_namespaced_role_binding(name, namespace),
+        "ClusterRole": lambda: kube.rbac.read_cluster_role(name),
+        "ClusterRoleBinding": lambda: kube.rbac.read_cluster_role_binding(name),
+        "PodDisruptionBudget": lambda: kube.policy.read_namespaced_pod_disruption_budget(name, namespace),
+        "HorizontalPodAutoscaler": lambda: kube.autoscaling.read_namespaced_horizontal_pod_autoscaler(name, namespace),
+        "MutatingWebhookConfiguration": lambda: kube.admission.read_mutating_webhook_configuration(name),
+        "ValidatingWebhookConfiguration": lambda: kube.admission.read_validating_webhook_configuration(name),
+    }
+    if kind not in readers:
+        raise AssertionError(f"the istiod chart renders a {kind}, which this test cannot read yet")
+    result: dict[str, Any] = kube.api_client.sanitize_for_serialization(readers[kind]())
+    return result
