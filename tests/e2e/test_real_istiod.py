@@ -667,3 +667,21 @@ def _read_live(kube: Kube, kind: str, name: str, namespace: str | None) -> dict[
         raise AssertionError(f"the istiod chart renders a {kind}, which this test cannot read yet")
     result: dict[str, Any] = kube.api_client.sanitize_for_serialization(readers[kind]())
     return result
+
+
+def test_an_upgrade_of_istiod_leaves_its_webhooks_trusted_again_and_istiod_still_answers(
+    real_istiod: RealIstiod, kube: Kube, mesh_helm: Helm, namespace: Any
+) -> None:
+    """helm upgrade over the fields istiod wrote: Helm 4 applies server-side without a field-manager conflict and
+    keeps istiod's caBundle; Helm 3 writes the rendered webhooks back without it, and istiod puts it back."""
+    controlplane.wait_webhooks_trusted(kube, real_istiod.revision, timeout=120)
+    mesh_helm.upgrade(
+        real_istiod.release, CHARTS / "istiod", namespace=real_istiod.namespace, wait=True, timeout=180,
+        set_values={"revision": real_istiod.revision},
+    )  # fmt: skip
+    controlplane.wait_webhooks_trusted(kube, real_istiod.revision, timeout=120)
+    ns = namespace({})
+    kind = "VirtualService"
+    with pytest.raises(ApiException) as refused:
+        _create(kube, ns, kind, _istio_object(kind, "bad", INVALID[kind][2], {"istio.io/rev": real_istiod.revision}))
+    assert INVALID[kind][3] in str(refused.value.body)
