@@ -145,6 +145,16 @@ def _kubernetes_build(version: str, module: str) -> Build:
     )
 
 
+# Istio stamps its version by ldflags (common/scripts/report_build_info.sh); unset, it says "unknown". istioctl and
+# pilot-discovery come from the same istio.io/istio module and carry the same stamp.
+_ISTIO_LDFLAGS = (
+    "-s",
+    "-w",
+    "-X istio.io/istio/pkg/version.buildVersion=0.0.0-20260827124520-eed52ebb66ad",
+    "-X istio.io/istio/pkg/version.buildGitRevision=eed52ebb66ad",
+    "-X istio.io/istio/pkg/version.buildStatus=Clean",
+)
+
 OTHER_BUILDS: tuple[Build, ...] = (
     Build(
         key="etcd",
@@ -212,15 +222,8 @@ OTHER_BUILDS: tuple[Build, ...] = (
                 "client version: 0.0.0-20260827124520-eed52ebb66ad",
             ),
         ),
-        # Istio stamps its version by ldflags (common/scripts/report_build_info.sh); unset, it says "unknown".
         # Only the tests' oracle uses istioctl: `kube-inject` runs Istio's real injector offline.
-        ldflags=(
-            "-s",
-            "-w",
-            "-X istio.io/istio/pkg/version.buildVersion=0.0.0-20260827124520-eed52ebb66ad",
-            "-X istio.io/istio/pkg/version.buildGitRevision=eed52ebb66ad",
-            "-X istio.io/istio/pkg/version.buildStatus=Clean",
-        ),
+        ldflags=_ISTIO_LDFLAGS,
     ),
     Build(
         key="pilot-discovery",
@@ -236,13 +239,7 @@ OTHER_BUILDS: tuple[Build, ...] = (
         ),
         # The real istiod the cluster layers run on the host of the local cluster, from the same istio.io/istio
         # module as istioctl (its own wrapper module, so each is cached and rebuilt on its own).
-        ldflags=(
-            "-s",
-            "-w",
-            "-X istio.io/istio/pkg/version.buildVersion=0.0.0-20260827124520-eed52ebb66ad",
-            "-X istio.io/istio/pkg/version.buildGitRevision=eed52ebb66ad",
-            "-X istio.io/istio/pkg/version.buildStatus=Clean",
-        ),
+        ldflags=_ISTIO_LDFLAGS,
     ),
     Build(
         key="actionlint",
