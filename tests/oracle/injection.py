@@ -392,13 +392,21 @@ def load_deviations(path: Path) -> list[Deviation]:
 
 def unexplained(
     istio: Mapping[str, Any], ours: Mapping[str, Any], deviations: Sequence[Deviation], *, variant: str, workload: str
-) -> tuple[list[Difference], set[str]]:
-    """The differences no deviation accepts, and the names of the deviations that accepted one."""
+) -> tuple[list[Difference], set[int]]:
+    """The differences no deviation accepts, and which entries of `deviations` (by index) accepted one.
+
+    By entry, not by name: several entries share a name (one deviation, several fields or variants), and each
+    must still be needed on its own."""
     left, used = [], set()
     for difference in differences(comparable(istio), comparable(ours)):
-        accepting = [d for d in deviations if d.accepts(difference, variant=variant, workload=workload)]
+        accepting = [i for i, d in enumerate(deviations) if d.accepts(difference, variant=variant, workload=workload)]
         if accepting:
-            used.update(d.name for d in accepting)
+            used.update(accepting)
         else:
             left.append(difference)
     return left, used
+
+
+def unneeded(deviations: Sequence[Deviation], used: set[int]) -> list[str]:
+    """The entries no difference needed, each named by its name, path and position in the file."""
+    return [f"entry {i} ({d.name}: {d.path})" for i, d in enumerate(deviations) if i not in used]
