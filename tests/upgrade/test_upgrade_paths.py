@@ -106,37 +106,60 @@ def wait_workloads(kube: Kube, objects: list[dict[str, Any]], namespace: str) ->
             waits.daemonset_ready(kube.apps, namespace, obj["metadata"]["name"], timeout=60)
 
 
-def create_user_resources(kube: Kube, chart: str, namespace: str) -> list[tuple[str, str]]:
-    """What users have in the cluster while they upgrade: Istio resources, a labelled namespace."""
-    made = []
-    vs = {
-        "apiVersion": "networking.istio.io/v1beta1",
-        "kind": "VirtualService",
-        "metadata": {"name": "users-vs"},
-        "spec": {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews"}}]}]},
-    }
-    kube.custom.create_namespaced_custom_object("networking.istio.io", "v1beta1", namespace, "virtualservices", vs)
-    made.append(("virtualservices", "users-vs"))
+USER_KINDS = {
+    "virtualservices": ("networking.istio.io", "v1beta1"),
+    "wasmplugins": ("extensions.istio.io", "v1alpha1"),
+}
+
+
+def create_user_resources(kube: Kube, chart: str, namespace: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """What users have in the cluster while they upgrade: Istio resources; each as the API server stored it."""
+    bodies = [
+        (
+            "virtualservices",
+            {
+                "apiVersion": "networking.istio.io/v1beta1",
+                "kind": "VirtualService",
+                "metadata": {"name": "users-vs"},
+                "spec": {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews"}}]}]},
+            },
+        )
+    ]
     if chart == "base":
-        wasm = {
-            "apiVersion": "extensions.istio.io/v1alpha1",
-            "kind": "WasmPlugin",
-            "metadata": {"name": "users-wasm"},
-            "spec": {"url": "oci://example.com/filter:1", "phase": "AUTHN"},
-        }
-        kube.custom.create_namespaced_custom_object("extensions.istio.io", "v1alpha1", namespace, "wasmplugins", wasm)
-        made.append(("wasmplugins", "users-wasm"))
+        bodies.append(
+            (
+                "wasmplugins",
+                {
+                    "apiVersion": "extensions.istio.io/v1alpha1",
+                    "kind": "WasmPlugin",
+                    "metadata": {"name": "users-wasm"},
+                    "spec": {"url": "oci://example.com/filter:1", "phase": "AUTHN"},
+                },
+            )
+        )
+    made = {}
+    for plural, body in bodies:
+        group, version = USER_KINDS[plural]
+        stored = kube.custom.create_namespaced_custom_object(group, version, namespace, plural, body)
+        made[(plural, body["metadata"]["name"])] = stored
     return made
 
 
-def user_resources_intact(kube: Kube, namespace: str, made: list[tuple[str, str]]) -> None:
-    for plural, name in made:
-        group, version = {
-            "virtualservices": ("networking.istio.io", "v1beta1"),
-            "wasmplugins": ("extensions.istio.io", "v1alpha1"),
-        }[plural]
-        obj = kube.custom.get_namespaced_custom_object(group, version, namespace, plural, name)
-        assert obj["metadata"]["name"] == name
+def user_resources_intact(kube: Kube, namespace: str, made: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """Each user object is the same object (uid) with the same spec as when it was created."""
+    for (plural, name), before in made.items():
+        group, version = USER_KINDS[plural]
+        now = kube.custom.get_namespaced_custom_object(group, version, namespace, plural, name)
+        assert now["metadata"]["uid"] == before["metadata"]["uid"], f"{plural}/{name} was deleted and re-created"
+        assert now["spec"] == before["spec"], f"{plural}/{name} changed: {before['spec']} -> {now['spec']}"
+
+
+def workloads_kept(before: dict[str, Any], now: dict[str, Any]) -> None:
+    """Every Deployment, DaemonSet and Service the old version had is still there, with the same selector."""
+    dropped = sorted(set(before) - set(now))
+    assert not dropped, f"the upgrade dropped {dropped}: what users route to them stops"
+    changed = {key: (before[key], now[key]) for key in before if before[key] != now[key]}
+    assert not changed, f"selectors changed: {changed}"
 
 
 def live_crds(kube: Kube, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -254,8 +277,7 @@ def run_path(
         helm.upgrade(release, target, namespace=namespace, wait=True, timeout=120, extra=tuple(flags))
         new = manifest_objects(helm, release, namespace)
         trust(kube, recorder, new)
-        now = live_selectors(kube, new, namespace)  # workloads both versions render kept their selectors
-        assert now == {k: v for k, v in selectors.items() if k in now}
+        workloads_kept(selectors, live_selectors(kube, new, namespace))
         wait_workloads(kube, new, namespace)
         assert release_webhooks(kube, release, namespace) == {
             (o["kind"], o["metadata"]["name"]) for o in new if o["kind"] in WEBHOOK_KINDS
@@ -317,3 +339,34 @@ def test_each_line_upgrades_its_own_patches_to_its_tree_and_nothing_goes_down_a_
     }
     assert {(p.chart, p.line) for p in paths} == expected
     assert all(p.from_version != p.to_version for p in paths)
+
+
+def test_a_dropped_workload_fails_the_path_where_it_used_to_pass_unseen() -> None:
+    kept = {"Deployment/istiod": {"match_labels": {"istio": "pilot"}}, "Service/istiod": {"istio": "pilot"}}
+    workloads_kept(kept, dict(kept))
+    with pytest.raises(AssertionError, match=r"dropped \['Service/istiod'\]"):
+        workloads_kept(kept, {"Deployment/istiod": kept["Deployment/istiod"]})
+    with pytest.raises(AssertionError, match="selectors changed"):
+        workloads_kept(kept, {**kept, "Service/istiod": {"istio": "other"}})
+
+
+def test_a_user_object_deleted_and_re_created_under_its_name_is_not_intact(
+    istio_base: tuple[str, str], kube: Kube, mesh_namespace: str
+) -> None:
+    made = create_user_resources(kube, "istiod", mesh_namespace)
+    user_resources_intact(kube, mesh_namespace, made)
+    (plural, name), stored = next(iter(made.items()))
+    group, version = USER_KINDS[plural]
+    kube.custom.delete_namespaced_custom_object(group, version, mesh_namespace, plural, name)
+    body = {key: stored[key] for key in ("apiVersion", "kind", "spec")} | {"metadata": {"name": name}}
+    kube.custom.create_namespaced_custom_object(group, version, mesh_namespace, plural, body)
+    with pytest.raises(AssertionError, match="deleted and re-created"):
+        user_resources_intact(kube, mesh_namespace, made)
+    kube.custom.patch_namespaced_custom_object(
+        group, version, mesh_namespace, plural, name, {"spec": {"hosts": ["changed"]}}
+    )
+    made[(plural, name)] = {**stored, "metadata": kube.custom.get_namespaced_custom_object(
+        group, version, mesh_namespace, plural, name
+    )["metadata"]}  # fmt: skip
+    with pytest.raises(AssertionError, match="changed"):
+        user_resources_intact(kube, mesh_namespace, made)
