@@ -109,13 +109,19 @@ def _create(kube: Kube, namespace: str, kind: str, body: dict[str, Any]) -> Any:
 
 
 def _root_cert(kube: Kube, istiod: RealIstiod) -> str:
-    """istiod's root certificate as it publishes it: istio-ca-root-cert in its own namespace."""
-    config_map = waits.wait_until(
-        lambda: _read_config_map(kube, istiod.namespace, "istio-ca-root-cert"),
-        condition=f"istiod to publish istio-ca-root-cert in {istiod.namespace}",
-        timeout=120,
-    )
-    return str(config_map.data["root-cert.pem"])
+    """istiod's own CA certificate: the `istio-ca-secret` its self-signed CA keeps in istiod's namespace (no other
+    istiod writes there; every istiod of the run writes istio-ca-root-cert into every namespace)."""
+
+    def read() -> Any:
+        try:
+            return kube.core.read_namespaced_secret("istio-ca-secret", istiod.namespace)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
+    secret = waits.wait_until(read, condition=f"istiod's CA secret in {istiod.namespace}", timeout=120)
+    return base64.b64decode(secret.data["ca-cert.pem"]).decode()
 
 
 def _read_config_map(kube: Kube, namespace: str, name: str) -> Any:
