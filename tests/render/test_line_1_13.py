@@ -13,6 +13,7 @@ import yaml
 
 from tests.conftest import data_table
 from tests.render.conftest import REPO, Helm, kinds
+from tests.render.values_read import cases_1_13, merge
 
 LINE = REPO / "lines" / "1.13"
 VALUES = "istio-1.13-values.tsv"
@@ -143,30 +144,21 @@ def _values_read() -> list[dict[str, str]]:
     return list(csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
-# A value of the right kind for each key Istio 1.13 read without declaring it.
-READ_SAMPLES: dict[str, Any] = {
-    "base.validationURL": "https://validation.example.com:443/validate",
-    "global.configValidation": True,
-    "global.proxy.capNetBindService": True,
-    "global.proxy.lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}},
-    "global.trustDomain": "example.org",
-    "istio_cni.chained": True,
-    "istio_cni.enabled": True,
-    "meshConfig.defaultConfig.tracing": {"sampling": 10.0},
-    "telemetry.v2.stackdriver.inboundAccessLogging": "FULL",
-    "telemetry.v2.stackdriver.outboundAccessLogging": "ERRORS_ONLY",
-    "imagePullSecrets": [{"name": "pull"}],
-    "pilot.enabled": False,
-    "pilot.env.MCS_API_GROUP": "mcs.example.io",
-}
+CASES_1_13 = cases_1_13()
 
 
-@pytest.mark.parametrize("row", _values_read(), ids=lambda r: f"{r['chart']}-{r['key']}")
-def test_every_value_istio_1_13_read_undeclared_is_accepted(helm: Helm, row: dict[str, str]) -> None:
-    value = READ_SAMPLES[row["key"]]
-    extra = {"global": {"remotePilotAddress": "10.1.2.3"}} if row["key"] == "pilot.enabled" else {}
-    values = {**nested({row["key"]: value}), **extra}
-    assert render(helm, row["chart"], values)
+def test_every_value_1_13_read_without_declaring_has_a_case() -> None:
+    assert {(row["chart"], row["key"]) for row in _values_read()} == set(CASES_1_13)
+
+
+@pytest.mark.parametrize(("chart", "key"), sorted(CASES_1_13), ids=[f"{c}-{k}" for c, k in sorted(CASES_1_13)])
+def test_a_value_1_13_read_undeclared_is_accepted_with_its_1_13_effect(helm: Helm, chart: str, key: str) -> None:
+    """The 1.12 line's cases, reused: each value's effect is asserted, not only that the render succeeds."""
+    case = CASES_1_13[(chart, key)]
+    base = dict(case.extra or {})
+    default = render(helm, chart, base)
+    objects = render(helm, chart, merge(base, key, case.value))
+    case.check(objects, default)
 
 
 @pytest.mark.parametrize(
