@@ -391,6 +391,23 @@ def _api_servers(volume: str) -> bool:
     return volume.startswith("kube-api-access-")
 
 
+def _own_cluster_with_base_and_istiod(local: Local, name: str) -> Cluster:
+    """A local cluster of the test's own with base and istiod from charts/ (default values) installed; taken down
+    here if the installs fail, else by the test."""
+    own = cluster_mod.up(name, timeout=180, k8s_version=local.k8s_version)
+    try:
+        helm = Helm(kubeconfig=own.kubeconfig)
+        for release, chart in (("istio-base", "base"), ("istiod", "istiod")):
+            helm.upgrade(
+                release, CHARTS / chart, namespace="istio-system", install=True, wait=True, timeout=180,
+                extra=("--create-namespace",),
+            )  # fmt: skip
+    except BaseException:
+        cluster_mod.down(name, timeout=120)
+        raise
+    return own
+
+
 @pytest.mark.local_only("a local cluster of its own, with the host istiod only the local provider runs")
 def test_without_the_allocator_switch_istiod_never_publishes_its_root_certificate(
     pytestconfig: pytest.Config,
@@ -399,16 +416,9 @@ def test_without_the_allocator_switch_istiod_never_publishes_its_root_certificat
     writes istio-ca-root-cert into a namespace (or never becomes ready at all); with it, it does at once. On
     a cluster of its own, where no other istiod of the run publishes its certificate into every namespace."""
     name = _unique("istiod-alloc")
-    k8s_version = pytestconfig.getoption("--k8s-version")
-    local = Local(tools.cache_root(), k8s_version=k8s_version)
-    own = cluster_mod.up(name, timeout=180, k8s_version=k8s_version)
+    local = Local(tools.cache_root(), k8s_version=pytestconfig.getoption("--k8s-version"))
+    own = _own_cluster_with_base_and_istiod(local, name)
     try:
-        helm = Helm(kubeconfig=own.kubeconfig)
-        for release, chart in (("istio-base", "base"), ("istiod", "istiod")):
-            helm.upgrade(
-                release, CHARTS / chart, namespace="istio-system", install=True, wait=True, timeout=180,
-                extra=("--create-namespace",),
-            )  # fmt: skip
         kube = kube_for(own.kubeconfig)
         kube.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="probe")))
         without = [a for a in host_istiod.SKEW_1_12 if a.name != "PILOT_ENABLE_IP_AUTOALLOCATE"]
@@ -524,18 +534,11 @@ def test_a_pod_injected_through_the_webhook_equals_what_the_offline_oracle_compu
 @pytest.mark.local_only("a local cluster of its own, with the host istiod only the local provider runs")
 def test_cluster_down_stops_the_host_istiod_by_pid_and_leaves_nothing_of_it(pytestconfig: pytest.Config) -> None:
     name = _unique("istiod-down")
-    k8s_version = pytestconfig.getoption("--k8s-version")
-    local = Local(tools.cache_root(), k8s_version=k8s_version)
-    own = cluster_mod.up(name, timeout=180, k8s_version=k8s_version)
+    local = Local(tools.cache_root(), k8s_version=pytestconfig.getoption("--k8s-version"))
     said: list[str] = []
     pid = None
+    _own_cluster_with_base_and_istiod(local, name)
     try:
-        helm = Helm(kubeconfig=own.kubeconfig)
-        for release, chart in (("istio-base", "base"), ("istiod", "istiod")):
-            helm.upgrade(
-                release, CHARTS / chart, namespace="istio-system", install=True, wait=True, timeout=180,
-                extra=("--create-namespace",),
-            )  # fmt: skip
         started = local.start_istiod(name, timeout=180)
         pid = started.pid
         assert started.istiod.pid() == pid
