@@ -106,7 +106,7 @@ def test_deviations_file_entries_need_name_path_and_both_values(tmp_path: Path) 
 
 def test_an_entry_that_matches_nothing_is_unneeded_even_when_another_entry_of_its_name_matches() -> None:
     """Deviations are counted by entry: a stale entry sharing its name with a needed one is still found."""
-    entries = [Deviation("shared", "a.b", 1, 2), Deviation("shared", "a.c", 1, 2)]
+    entries = [Deviation("common", "a.b", 1, 2), Deviation("common", "a.c", 1, 2)]
     left, used = unexplained({"a": {"b": 1}}, {"a": {"b": 2}}, entries, variant="v", workload="w")
     assert left == [] and used == {0}
-    assert unneeded(entries, used) == ["entry 1 (shared: a.c)"]
+    assert unneeded(entries, used) == ["entry 1 (common: a.c)"]

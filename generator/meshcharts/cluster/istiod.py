@@ -26,13 +26,12 @@ import math
 import os
 import random
 import re
-import signal
 import socket
 import ssl
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ import yaml
 
 from meshcharts import tools
 from meshcharts._files import atomic_write
+from meshcharts.cluster._common import quiet, stop_pids
 from meshcharts.egress import Egress
 from meshcharts.errors import ClusterError, ToolError
 
@@ -168,20 +168,8 @@ class HostIstiod:
     def stop(self, egress: Egress | None = None, *, timeout: float = 20.0) -> None:
         """Stop istiod by pid (SIGTERM, SIGKILL after `timeout`), wait until it is gone, drop its routes."""
         pid = self.pid()
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while self.pid() is not None and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if self.pid() is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                killed_by = time.monotonic() + 10
-                while self.pid() is not None and time.monotonic() < killed_by:
-                    time.sleep(0.02)
-            if self.pid() is not None:
-                raise ClusterError(f"istiod (pid {pid}) of {self.directory} did not exit on SIGKILL")
+        if pid is not None and stop_pids({"istiod": pid}, deadline=time.monotonic() + timeout, say=quiet):
+            raise ClusterError(f"istiod (pid {pid}) of {self.directory} did not exit on SIGKILL")
         if egress is not None and egress.directory.is_dir():
             for route in self.record().get("routes", []):
                 egress.unroute(route["namespace"], route["name"], int(route["port"]))
@@ -191,17 +179,6 @@ class HostIstiod:
 def istiods_of(root: Path) -> list[HostIstiod]:
     """Every host istiod recorded under `root` (one directory per namespace/revision)."""
     return [HostIstiod(p.parent) for p in sorted(root.glob(f"*/{RECORD}"))]
-
-
-def stop_all(root: Path, egress: Egress | None = None, *, timeout: float = 20.0) -> list[int]:
-    """Stop every host istiod under `root` (a cluster's), waiting for each by pid; returns the pids stopped."""
-    stopped = []
-    for istiod in istiods_of(root):
-        pid = istiod.pid()
-        istiod.stop(egress, timeout=timeout)
-        if pid is not None:
-            stopped.append(pid)
-    return stopped
 
 
 # --- starting one -----------------------------------------------------------------------------------
@@ -324,7 +301,6 @@ class Started:
     pid: int
     address: str
     routes: list[dict[str, Any]] = field(default_factory=list)
-    skew: tuple[Adaptation, ...] = ()
 
 
 def _matching_services(kube: Any, namespace: str, labels: Mapping[str, str]) -> list[Any]:
@@ -437,7 +413,7 @@ def start(
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=1)
         raise
-    return Started(istiod, process.pid, address, routes, skew)
+    return Started(istiod, process.pid, address, routes)
 
 
 def _chart_version(deploy: Any) -> str:
@@ -525,16 +501,6 @@ def _wait_ready(istiod: HostIstiod, process: subprocess.Popen[bytes], address: s
                 f"and TLS on :{WEBHOOK_PORT}){why}; last lines of its log:\n{istiod.log_tail()}"
             )
         time.sleep(0.2)
-
-
-@contextlib.contextmanager
-def running(kubeconfig: Path, egress: Egress, root: Path, **kwargs: Any) -> Iterator[Started]:
-    """`start`, and stop by pid when the block ends."""
-    started = start(kubeconfig, egress, root, **kwargs)
-    try:
-        yield started
-    finally:
-        started.istiod.stop(egress)
 
 
 def listening_addresses(pid: int) -> set[tuple[str, int]]:
