@@ -1,9 +1,13 @@
-"""The shared installs of the cluster layers (e2e and upgrade): istio-base and istiod in istio-system, their
-webhooks answered by one admission recorder.
+"""The shared installs of the cluster layers (e2e and upgrade): istio-base, and istiod (default revision) in
+istio-system with a real istiod answering its webhooks: on the local provider the chart's Deployment run on this
+host (meshcharts.cluster.istiod), elsewhere the Deployment's own pod.
 
-Registered once, by tests/conftest.py, so both layers share one session recorder and one set of
-installs: fixtures defined in each layer's conftest would be two session instances, whose second
-recorder the first one's webhooks do not trust.
+Registered once, by tests/conftest.py, so both layers share one set of installs per session cluster.
+
+One default-revision istiod per cluster, as Istio has it: an istiod patches the CA into every webhook
+configuration labelled with its revision, wherever it lives, so two default-revision istiods would overwrite each
+other's CA. The istiod upgrade paths install their own (`sole_default_istiod`); the shared one is removed for them
+and installed again for the next test that asks for `control_plane`.
 """
 
 from __future__ import annotations
@@ -21,36 +25,14 @@ from meshcharts import tools
 from meshcharts.cluster import Cluster, Local
 from meshcharts.errors import HelmError
 from meshcharts.helm import Helm
-from meshcharts.testing import waits
-from meshcharts.testing.admission import AdmissionRecorder, adopt_stale_webhooks, patch_ca_bundle
+from meshcharts.testing import controlplane, waits
 from meshcharts.testing.plugin import Kube
 
 REPO = Path(__file__).resolve().parents[1]
 CHARTS = REPO / "charts"
 BASE_RELEASE = ("istio-base", "istio-system")
 ISTIO_NS = "istio-system"
-
-
-RECORDER_ONLY_LOCAL = (
-    "requires the admission recorder, which listens on this host's loopback: a kind or remote API server cannot "
-    "reach it, and there istiod answers its own webhooks (tests of that use the plugin's mesh_control_plane)"
-)
-
-
-@pytest.fixture(scope="session")
-def recorder(kube: Kube, mesh_cluster: Cluster) -> Iterator[AdmissionRecorder]:
-    """Stands in for istiod's webhook server: the charts' webhooks point at it through their URL values.
-
-    On a kept cluster, webhooks of the earlier run's recorder are re-pointed at this one first: the
-    shared releases' upgrade would otherwise be refused by their own stale validator.
-    """
-    if mesh_cluster.provider != "local":
-        simulated = mesh_cluster.simulated_pods()
-        reason = f"{RECORDER_ONLY_LOCAL}; nor can istiod answer here: {simulated}" if simulated else RECORDER_ONLY_LOCAL
-        pytest.skip(reason)
-    with AdmissionRecorder() as rec:
-        adopt_stale_webhooks(kube.api_client, rec)
-        yield rec
+WEBHOOK_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 
 
 def deployed(helm: Helm, release: str, namespace: str) -> bool:
@@ -60,70 +42,166 @@ def deployed(helm: Helm, release: str, namespace: str) -> bool:
         return False
 
 
-def base_values(recorder: AdmissionRecorder) -> dict[str, object]:
-    return {"base": {"validationURL": recorder.url("/validate/base")}}
+NO_DEFAULT_VALIDATOR = {"defaultRevision": ""}
+"""base without istiod-default-validator. That webhook calls istiod in istio-system; once an istiod has set it to
+fail closed, it refuses every Istio resource while no istiod there answers (Istio's own behaviour: its
+uninstall guide removes it with istiod). The shared base is installed so while no shared istiod runs."""
 
 
-def istiod_values(recorder: AdmissionRecorder, revision: str = "", **extra: object) -> dict[str, object]:
-    rev = revision or "default"
-    values: dict[str, object] = {
-        "revision": revision,
-        "istiodRemote": {"injectionURL": recorder.url(f"/inject/{rev}")},
-        "base": {"validationURL": recorder.url(f"/validate/{rev}")},
-    }
-    values.update(extra)
-    return values
+# --- answering istiods ------------------------------------------------------------------------------------
 
 
-def trust_recorder(kube: Kube, recorder: AdmissionRecorder, kind: str, name: str) -> None:
-    """What istiod does once it serves: put its CA into the webhook configuration."""
-    patch_ca_bundle(kube.api_client, kind, name, recorder)
+def run_istiod(mesh_cluster: Cluster, kube: Kube, namespace: str, deployment: str, *, timeout: float = 180) -> Any:
+    """Have a real istiod run the chart's istiod Deployment `namespace/deployment`: on the local provider on this
+    host (returns what was started; an istiod already running for it is restarted, as a kubelet rolls a changed
+    Deployment), elsewhere its own pod (waits for the Deployment; returns None)."""
+    if mesh_cluster.provider == "local":
+        return Local(tools.cache_root()).start_istiod(
+            mesh_cluster.name, namespace=namespace, deployment=deployment, timeout=timeout
+        )
+    waits.deployment_available(kube.apps, namespace, deployment, timeout=timeout)
+    return None
+
+
+def stop_istiod(mesh_cluster: Cluster, host: Any) -> None:
+    if host is not None:
+        host.istiod.stop(Local(tools.cache_root()).egress(mesh_cluster.name))
+
+
+def istiod_deployment(objects: list[dict[str, Any]]) -> str:
+    """The istiod Deployment among a release's rendered objects."""
+    (name,) = [
+        o["metadata"]["name"]
+        for o in objects
+        if o["kind"] == "Deployment" and o["metadata"]["name"].startswith("istiod")
+    ]
+    return str(name)
+
+
+def webhooks_trusted(kube: Kube, objects: list[dict[str, Any]], *, timeout: float = 120) -> list[str]:
+    """Wait until istiod has written a CA into every webhook of the webhook configurations among `objects` (a
+    release's rendered objects); returns their names."""
+    names = [(o["kind"], o["metadata"]["name"]) for o in objects if o["kind"] in WEBHOOK_KINDS]
+    last: dict[str, bool] = {}
+
+    def check() -> list[str] | None:
+        for kind, name in names:
+            read = (
+                kube.admission.read_mutating_webhook_configuration
+                if kind.startswith("Mutating")
+                else kube.admission.read_validating_webhook_configuration
+            )
+            hooks = read(name).webhooks or []
+            last[name] = bool(hooks) and all(h.client_config.ca_bundle for h in hooks)
+        return [name for _, name in names] if all(last.values()) else None
+
+    return waits.wait_until(
+        check, condition="istiod's CA in every webhook of the release", timeout=timeout, describe=lambda: str(last)
+    )
+
+
+# --- the shared installs ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Shared:
+    """The shared default-revision istiod this session runs (the host process answering it on the local
+    provider). Whether base is there and with its default validator is read from the cluster each time: other
+    tests uninstall and reinstall base."""
+
+    kube: Kube
+    istiod: bool = False
+    host: Any = None
+    checked_leftovers: bool = False
+
+    @property
+    def base(self) -> str:
+        """ "default" (the chart's defaults: with istiod-default-validator), "no-default-validator", or None."""
+        listed = self.kube.admission.list_validating_webhook_configuration(
+            field_selector="metadata.name=istiod-default-validator"
+        ).items
+        if listed:
+            annotations = listed[0].metadata.annotations or {}
+            if annotations.get("meta.helm.sh/release-name") == BASE_RELEASE[0]:
+                return "default"
+        return "no-default-validator"
 
 
 @pytest.fixture(scope="session")
-def current_installs() -> set[str]:
-    """Shared releases installed or upgraded by this test run. On a kept cluster they exist from an earlier
-    run with webhooks pointing at that run's recorder (another port, another CA): each is brought up to date
-    once per run."""
-    return set()
+def shared_installs(mesh_cluster: Cluster, kube: Kube) -> Iterator[Shared]:
+    shared = Shared(kube)
+    yield shared
+    stop_istiod(mesh_cluster, shared.host)
 
 
-NO_DEFAULT_VALIDATOR = {"defaultRevision": ""}
-"""base without istiod-default-validator: where the recorder does not answer it and no istiod runs, its webhook
-(failurePolicy Fail once istiod set it) would refuse every Istio resource; the CRDs and their schemas stay."""
+def _install_base(helm: Helm, shared: Shared, mode: str, tmp_path: Path) -> None:
+    """Install base in `mode`; an installed base in the other mode is uninstalled first (its CRDs and users'
+    resources stay). Not upgraded: the validators render `failurePolicy: Ignore` at install only, so a default
+    validator an upgrade creates fails closed at once, and refuses istiod's own install before istiod answers."""
+    if deployed(helm, *BASE_RELEASE):
+        helm.uninstall(BASE_RELEASE[0], namespace=BASE_RELEASE[1], wait=True, timeout=120)
+    values = tmp_path / f"base-{mode}.yaml"
+    values.write_text(yaml.safe_dump(NO_DEFAULT_VALIDATOR if mode == "no-default-validator" else {}))
+    helm.upgrade(
+        BASE_RELEASE[0],
+        CHARTS / "base",
+        namespace=BASE_RELEASE[1],
+        install=True,
+        wait=True,
+        timeout=120,
+        values=[values],
+        extra=("--create-namespace",),
+    )
+
+
+def drop_shared_istiod(mesh_cluster: Cluster, helm: Helm, shared: Shared, tmp_path: Path) -> None:
+    """Remove the shared default-revision istiod (an earlier run's too, on a kept cluster) and base's default
+    validator with it, which nothing would answer any more."""
+    if deployed(helm, "istiod", ISTIO_NS):
+        helm.uninstall("istiod", namespace=ISTIO_NS, wait=True, timeout=120)
+    stop_istiod(mesh_cluster, shared.host)
+    shared.host, shared.istiod = None, False
+    if deployed(helm, *BASE_RELEASE) and shared.base != "no-default-validator":
+        _install_base(helm, shared, "no-default-validator", tmp_path)
+
+
+def _ensure_base(mesh_cluster: Cluster, helm: Helm, shared: Shared, tmp_path: Path, mode: str | None) -> None:
+    if not shared.checked_leftovers:
+        shared.checked_leftovers = True
+        if deployed(helm, "istiod", ISTIO_NS):  # a kept cluster's, from an earlier run: nothing answers it now
+            drop_shared_istiod(mesh_cluster, helm, shared, tmp_path)
+    have = shared.base if deployed(helm, *BASE_RELEASE) else None
+    want = mode or have or "no-default-validator"
+    if have != want:
+        _install_base(helm, shared, want, tmp_path)
 
 
 @pytest.fixture
-def istio_base(
-    request: pytest.FixtureRequest,
-    mesh_helm: Helm,
-    kube: Kube,
-    mesh_cluster: Cluster,
-    tmp_path: Path,
-    current_installs: set[str],
-) -> tuple[str, str]:
-    """The base chart from charts/ installed as istio-base in istio-system (installed once, shared).
+def istio_base(mesh_helm: Helm, mesh_cluster: Cluster, tmp_path: Path, shared_installs: Shared) -> tuple[str, str]:
+    """The base chart from charts/ installed as istio-base in istio-system (shared; installed when missing). Its
+    default validator is there while the shared istiod answers it (`control_plane`), not otherwise."""
+    _ensure_base(mesh_cluster, mesh_helm, shared_installs, tmp_path, None)
+    return BASE_RELEASE
 
-    On the local provider its default validator calls the recorder; elsewhere base is installed without it,
-    so the tests of base (CRDs Established, schemas enforced) hold on any cluster, pods running or not.
-    """
-    if BASE_RELEASE[0] not in current_installs or not deployed(mesh_helm, *BASE_RELEASE):
-        recorder = request.getfixturevalue("recorder") if mesh_cluster.provider == "local" else None
-        values = tmp_path / "base-values.yaml"
-        values.write_text(yaml.safe_dump(base_values(recorder) if recorder else NO_DEFAULT_VALIDATOR))
-        mesh_helm.upgrade(
-            BASE_RELEASE[0],
-            CHARTS / "base",
-            namespace=BASE_RELEASE[1],
-            install=True,
-            wait=True,
-            timeout=120,
-            values=[values],
-            extra=("--create-namespace",),
-        )
-        if recorder is not None:
-            trust_recorder(kube, recorder, "ValidatingWebhookConfiguration", "istiod-default-validator")
-        current_installs.add(BASE_RELEASE[0])
+
+@pytest.fixture
+def sole_default_istiod(
+    mesh_helm: Helm, mesh_cluster: Cluster, tmp_path: Path, shared_installs: Shared
+) -> tuple[str, str]:
+    """base without its default validator and no shared istiod: a test installs a default-revision istiod of its
+    own (an istiod upgrade path), which no other default-revision istiod may overwrite."""
+    _ensure_base(mesh_cluster, mesh_helm, shared_installs, tmp_path, None)
+    drop_shared_istiod(mesh_cluster, mesh_helm, shared_installs, tmp_path)
+    return BASE_RELEASE
+
+
+@pytest.fixture
+def no_default_validator(
+    mesh_helm: Helm, mesh_cluster: Cluster, tmp_path: Path, shared_installs: Shared
+) -> tuple[str, str]:
+    """base without its default validator (the shared istiod may run): a test that must see which revision's own
+    validator refused a resource, which the default validator (it sees every Istio resource) would also refuse."""
+    _ensure_base(mesh_cluster, mesh_helm, shared_installs, tmp_path, "no-default-validator")
     return BASE_RELEASE
 
 
@@ -132,29 +210,39 @@ class ControlPlane:
     release: str
     namespace: str
     revision: str
+    host: Any = None
+
+    def log_tail(self, lines: int = 60) -> str:
+        return str(self.host.istiod.log_tail(lines)) if self.host is not None else ""
 
 
 @pytest.fixture
 def control_plane(
-    recorder: AdmissionRecorder,
-    istio_base: tuple[str, str],
+    request: pytest.FixtureRequest,
     mesh_helm: Helm,
     kube: Kube,
+    mesh_cluster: Cluster,
     tmp_path: Path,
-    current_installs: set[str],
+    shared_installs: Shared,
 ) -> ControlPlane:
-    """istiod (default revision) from charts/ in istio-system, its webhooks answered by the recorder."""
-    if "istiod" not in current_installs or not deployed(mesh_helm, "istiod", ISTIO_NS):
-        values = tmp_path / "istiod-values.yaml"
-        values.write_text(yaml.safe_dump(istiod_values(recorder)))
-        mesh_helm.upgrade(
-            "istiod", CHARTS / "istiod", namespace=ISTIO_NS, install=True, wait=True, timeout=120, values=[values]
-        )
-        trust_recorder(kube, recorder, "MutatingWebhookConfiguration", "istio-sidecar-injector")
-        trust_recorder(kube, recorder, "ValidatingWebhookConfiguration", "istio-validator-istio-system")
-        current_installs.add("istiod")
-    waits.deployment_available(kube.apps, ISTIO_NS, "istiod", timeout=60)
-    return ControlPlane("istiod", ISTIO_NS, "")
+    """base (default values) and istiod (default revision, default values) from charts/ in istio-system, with a
+    real istiod answering their webhooks; returns once istiod has written its CA into all of them. Where every
+    node is kwok's and the provider is not local, nothing could run istiod: it skips."""
+    if mesh_cluster.provider != "local":
+        request.getfixturevalue("mesh_real_pods")
+    shared = shared_installs
+    _ensure_base(mesh_cluster, mesh_helm, shared, tmp_path, "default")
+    if not shared.istiod or not deployed(mesh_helm, "istiod", ISTIO_NS):
+        mesh_helm.upgrade("istiod", CHARTS / "istiod", namespace=ISTIO_NS, install=True, wait=True, timeout=120)
+        shared.istiod = True
+        stop_istiod(mesh_cluster, shared.host)
+        shared.host = None
+    if mesh_cluster.provider == "local" and (shared.host is None or shared.host.istiod.pid() is None):
+        shared.host = run_istiod(mesh_cluster, kube, ISTIO_NS, "istiod")
+    elif mesh_cluster.provider != "local":
+        waits.deployment_available(kube.apps, ISTIO_NS, "istiod", timeout=120)
+    controlplane.wait_webhooks_trusted(kube, "", timeout=120)
+    return ControlPlane("istiod", ISTIO_NS, "", shared.host)
 
 
 # --- a real istiod ------------------------------------------------------------------------------------
@@ -211,12 +299,7 @@ def install_real_istiod(
             set_values={"revision": revision},
             extra=("--create-namespace",),
         )
-        if mesh_cluster.provider == "local":
-            installed.host = Local(tools.cache_root()).start_istiod(
-                mesh_cluster.name, namespace=namespace, deployment=installed.deployment, timeout=timeout
-            )
-        else:
-            waits.deployment_available(kube.apps, namespace, installed.deployment, timeout=timeout)
+        installed.host = run_istiod(mesh_cluster, kube, namespace, installed.deployment, timeout=timeout)
     except BaseException:
         # istiod may have set its validator to fail closed before it failed: leave no webhook nobody answers.
         remove_real_istiod(mesh_cluster, helm, kube, installed)
@@ -227,8 +310,7 @@ def install_real_istiod(
 def remove_real_istiod(mesh_cluster: Cluster, helm: Helm, kube: Kube, istiod: RealIstiod) -> None:
     with contextlib.suppress(HelmError):
         helm.uninstall(istiod.release, namespace=istiod.namespace, wait=True, timeout=120)
-    if istiod.host is not None:
-        istiod.host.istiod.stop(Local(tools.cache_root()).egress(mesh_cluster.name))
+    stop_istiod(mesh_cluster, istiod.host)
     with contextlib.suppress(Exception):
         kube.core.delete_namespace(istiod.namespace)
 

@@ -203,6 +203,7 @@ class Helm:
         namespace: str,
         wait: bool = False,
         timeout: float = 300.0,
+        extra: Sequence[str] = (),
     ) -> str:
         args = [
             "rollback",
@@ -210,6 +211,7 @@ class Helm:
             *([str(revision)] if revision is not None else []),
             "--namespace",
             namespace,
+            *extra,
         ]
         if wait:
             args += ["--wait", "--timeout", f"{int(timeout)}s"]

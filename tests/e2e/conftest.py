@@ -40,10 +40,10 @@ from tests.cluster_fixtures import (  # noqa: E402
     ISTIO_NS,
     REPO,
     ControlPlane,
-    base_values,
     deployed,
-    istiod_values,
-    trust_recorder,
+    run_istiod,
+    stop_istiod,
+    webhooks_trusted,
 )
 
 __all__ = [
@@ -52,8 +52,8 @@ __all__ = [
     "ISTIO_NS",
     "REPO",
     "ControlPlane",
-    "base_values",
     "deployed",
-    "istiod_values",
-    "trust_recorder",
+    "run_istiod",
+    "stop_istiod",
+    "webhooks_trusted",
 ]

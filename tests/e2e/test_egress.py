@@ -3,7 +3,7 @@
 A Service's ClusterIP (10.0.0.0/24 here) routes off this machine through the default route, and nothing
 of ours is there. The proxy refuses such a dial at once, naming the Service, unless the harness routed
 that Service to a server on loopback; so the charts install at default values (Service webhooks, as
-users install them) and the admission recorder answers in istiod's place.
+users install them) and a real istiod on loopback answers them through the chart's Service.
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from meshcharts import cluster
 from meshcharts.egress import Egress
 from meshcharts.helm import Helm
-from meshcharts.testing import waits
-from meshcharts.testing.admission import AdmissionRecorder, patch_ca_bundle, where
+from meshcharts.testing import controlplane
 from meshcharts.testing.plugin import Kube, kube_for
 from tests.e2e.conftest import CHARTS, ISTIO_NS
 
@@ -190,62 +189,46 @@ def own_cluster(mesh_cluster: cluster.Cluster, pytestconfig: pytest.Config) -> I
         cluster.down(name)
 
 
-def test_base_and_istiod_at_default_values_reach_the_recorder_through_their_services(
+def test_base_and_istiod_at_default_values_reach_the_real_istiod_through_their_services(
     own_cluster: cluster.Cluster, pytestconfig: pytest.Config, tmp_path: Path
 ) -> None:
     kube = kube_for(own_cluster.kubeconfig)
     helm = Helm(major=int(pytestconfig.getoption("--helm")), kubeconfig=own_cluster.kubeconfig)
-    egress = cluster.Local().egress(own_cluster.name)
-    with AdmissionRecorder() as recorder:
-        port = recorder.port
-        recorder.stand_in_for(egress, ISTIO_NS, "istiod")
-        for release, chart in (("istio-base", "base"), ("istiod", "istiod")):
-            helm.upgrade(
-                release, CHARTS / chart, namespace=ISTIO_NS, install=True, wait=True, timeout=120,
-                extra=("--create-namespace",),
-            )  # fmt: skip
-        rendered = yaml.safe_load_all(helm.run(["get", "manifest", "istiod", "--namespace", ISTIO_NS]))
-        assert not [d for d in rendered if d and "url" in json.dumps(d.get("webhooks", []))], "a webhook has a URL"
-        waits.deployment_available(kube.apps, ISTIO_NS, "istiod", timeout=60)
-        # What istiod does once it serves: trust its CA in the webhooks that call its Service.
-        patched = {
-            name: patch_ca_bundle(kube.api_client, kind, name, recorder)
-            for kind, name in (
-                ("ValidatingWebhookConfiguration", "istiod-default-validator"),
-                ("MutatingWebhookConfiguration", "istio-sidecar-injector"),
-            )
-        }
-        assert all(patched.values()), patched
-
+    local = cluster.Local()
+    egress = local.egress(own_cluster.name)
+    for release, chart in (("istio-base", "base"), ("istiod", "istiod")):
+        helm.upgrade(
+            release, CHARTS / chart, namespace=ISTIO_NS, install=True, wait=True, timeout=120,
+            extra=("--create-namespace",),
+        )  # fmt: skip
+    rendered = yaml.safe_load_all(helm.run(["get", "manifest", "istiod", "--namespace", ISTIO_NS]))
+    assert not [d for d in rendered if d and "url" in json.dumps(d.get("webhooks", []))], "a webhook has a URL"
+    started = local.start_istiod(own_cluster.name, timeout=180)
+    try:
+        controlplane.wait_webhooks_trusted(kube, "", timeout=120)
         app = f"app-{uuid.uuid4().hex[:6]}"
         kube.core.create_namespace({"metadata": {"name": app, "labels": {"istio-injection": "enabled"}}})
         kube.core.create_namespaced_pod(
             app, {"metadata": {"name": "web"}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}
         )
-        kube.custom.create_namespaced_custom_object(
-            "networking.istio.io",
-            "v1beta1",
-            app,
-            "virtualservices",
-            {
-                "apiVersion": "networking.istio.io/v1beta1",
-                "kind": "VirtualService",
-                "metadata": {"name": "web"},
-                "spec": {"hosts": ["web"], "http": [{"route": [{"destination": {"host": "web"}}]}]},
-            },
-        )
-        host = f"istiod.{ISTIO_NS}.svc"
-        injected = recorder.wait_for(
-            where(host=host, path="/inject", kind="Pod", namespace=app),
-            timeout=10,
-            condition=f"the injection webhook posts the Pod to {host}/inject",
-        )
-        validated = recorder.wait_for(
-            where(host=host, path="/validate", kind="VirtualService", namespace=app),
-            timeout=10,
-            condition=f"the validation webhook posts the VirtualService to {host}/validate",
-        )
-    assert (injected.name, validated.name) == ("web", "web")
+        pod = kube.core.read_namespaced_pod("web", app)
+        assert controlplane.INJECTED in (pod.metadata.annotations or {}), "the injection webhook did not reach istiod"
+        with pytest.raises(ApiException) as refused:
+            kube.custom.create_namespaced_custom_object(
+                "networking.istio.io",
+                "v1beta1",
+                app,
+                "virtualservices",
+                {
+                    "apiVersion": "networking.istio.io/v1beta1",
+                    "kind": "VirtualService",
+                    "metadata": {"name": "web"},
+                    "spec": {"hosts": ["web"], "http": [{"route": [{"destination": {"host": ""}}]}]},
+                },
+            )
+        assert "empty domain name not allowed" in str(refused.value.body), "the validation webhook did not reach istiod"
+    finally:
+        started.istiod.stop(egress)
     connected = [d for d in egress.decisions() if d["verdict"] == "connected"]
     assert {d["service"] for d in connected} == {f"{ISTIO_NS}/istiod"}
-    assert {d["to"] for d in connected} == {f"127.0.0.1:{port}"}
+    assert {d["to"] for d in connected} == {f"{started.address}:15017"}

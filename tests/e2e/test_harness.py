@@ -88,7 +88,7 @@ def test_a_failing_user_test_reports_events_pods_helm_status_and_logs(
 
 
 def test_simulated_pods_names_kwok_until_one_node_may_run_pods(mesh_cluster: Cluster, kube: Kube) -> None:
-    """The capability mesh_control_plane and the recorder's skips ask: every node kwok's, or one that is not."""
+    """What mesh_control_plane and the real-istiod fixtures ask (mesh_real_pods): every node kwok's, or not."""
     nodes = kube.core.list_node().items
     if not all((n.metadata.annotations or {}).get(KWOK_NODE_ANNOTATION) == "fake" for n in nodes):
         pytest.skip("this cluster has nodes kwok does not simulate; the test adds one next to simulated ones")

@@ -1,9 +1,12 @@
 """istiod on a real API server: Available, its Service, and exactly Istio 1.12's injection and validation
-routing, observed at the admission recorder the charts' webhooks point at."""
+routing, answered by a real istiod (the shared default-revision control plane, `control_plane`): a pod istiod
+injected carries its `sidecar.istio.io/status` (with the revision that injected it), a refusal names the webhook
+that refused and istiod's reason."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,11 +16,11 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from meshcharts.cluster import Cluster
 from meshcharts.helm import Helm
-from meshcharts.testing import waits
-from meshcharts.testing.admission import AdmissionRecorder
+from meshcharts.testing import controlplane, waits
 from meshcharts.testing.plugin import Kube
-from tests.e2e.conftest import CHARTS, ISTIO_NS, ControlPlane, deployed, istiod_values, trust_recorder
+from tests.e2e.conftest import CHARTS, ISTIO_NS, ControlPlane, deployed, run_istiod, stop_istiod
 
 # The Helm 3 subset of the e2e layer (`.ci/test` runs it with `--helm 3 -m helm3`).
 pytestmark = pytest.mark.helm3
@@ -45,8 +48,19 @@ def namespaces(kube: Kube, request: pytest.FixtureRequest) -> Iterator[list[str]
             kube.core.delete_namespace(name)
 
 
-def injected_pods(recorder: AdmissionRecorder, path: str, namespaces: list[str]) -> set[str]:
-    return {f"{r.namespace}/{r.name}" for r in recorder.requests(path=path, kind="Pod") if r.namespace in namespaces}
+def injected_pods(kube: Kube, namespaces: list[str]) -> dict[str, str]:
+    """Pod -> the revision whose istiod injected it (from the `sidecar.istio.io/status` istiod writes)."""
+    found = {}
+    for ns in namespaces:
+        for pod in kube.core.list_namespaced_pod(ns).items:
+            status = (pod.metadata.annotations or {}).get(controlplane.INJECTED)
+            if status:
+                found[f"{ns}/{pod.metadata.name}"] = str(json.loads(status).get("revision"))
+    return found
+
+
+def refusal(err: ApiException) -> str:
+    return err.body.decode() if isinstance(err.body, bytes) else str(err.body)
 
 
 def test_istiod_becomes_available_with_its_service_ports(control_plane: ControlPlane, kube: Kube) -> None:
@@ -63,7 +77,7 @@ def test_istiod_becomes_available_with_its_service_ports(control_plane: ControlP
 
 
 def test_exactly_the_pods_istio_1_12_selects_reach_the_injector(
-    control_plane: ControlPlane, kube: Kube, recorder: AdmissionRecorder, namespaces: list[str]
+    control_plane: ControlPlane, kube: Kube, namespaces: list[str]
 ) -> None:
     suffix = "inj"
     enabled = make_namespace(kube, f"{suffix}-enabled", {"istio-injection": "enabled"})
@@ -86,71 +100,77 @@ def test_exactly_the_pods_istio_1_12_selects_reach_the_injector(
     }
     for (ns, name), (labels, _) in cases.items():
         make_pod(kube, ns, name, labels)
-    expected = {f"{ns}/{name}" for (ns, name), (_, selected) in cases.items() if selected}
-    assert injected_pods(recorder, "/inject/default", namespaces) == expected
+    expected = {f"{ns}/{name}": "default" for (ns, name), (_, selected) in cases.items() if selected}
+    assert injected_pods(kube, namespaces) == expected
 
 
 def test_default_validator_routes_istio_resources_and_its_verdict_is_enforced(
-    control_plane: ControlPlane, kube: Kube, recorder: AdmissionRecorder, mesh_namespace: str
+    control_plane: ControlPlane, kube: Kube, mesh_namespace: str
 ) -> None:
-    body = {
-        "apiVersion": "networking.istio.io/v1beta1",
-        "kind": "VirtualService",
-        "metadata": {"name": "reviews"},
-        "spec": {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews"}}]}]},
-    }
-    kube.custom.create_namespaced_custom_object(
-        "networking.istio.io", "v1beta1", mesh_namespace, "virtualservices", body
-    )
-    seen = recorder.requests(path="/validate/base", kind="VirtualService", namespace=mesh_namespace)
-    assert [r.name for r in seen] == ["reviews"]
-    assert not recorder.requests(path="/validate/default", namespace=mesh_namespace)  # no istio.io/rev label
+    """Every Istio resource goes to base's default validator (webhook `validation.istio.io`); one labelled with the
+    revision also to istiod's own (`rev.validation.istio.io`). istiod admits the valid and refuses the invalid."""
 
-    recorder.deny(lambda r: r.kind == "Gateway" and r.name == "rejected", "rejected by the test's validator")
-    try:
-        gateway = {
+    def virtual_service(name: str, host: str, labels: dict[str, str]) -> dict[str, Any]:
+        return {
             "apiVersion": "networking.istio.io/v1beta1",
-            "kind": "Gateway",
-            "metadata": {"name": "rejected"},
-            "spec": {"selector": {"istio": "ingressgateway"}},
+            "kind": "VirtualService",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": host}}]}]},
         }
-        with pytest.raises(ApiException) as caught:
-            kube.custom.create_namespaced_custom_object(
-                "networking.istio.io", "v1beta1", mesh_namespace, "gateways", gateway
-            )
-        assert "rejected by the test's validator" in caught.value.body
-    finally:
-        recorder.allow_all()
 
-    labelled = {**body, "metadata": {"name": "revisioned", "labels": {"istio.io/rev": "default"}}}
-    kube.custom.create_namespaced_custom_object(
-        "networking.istio.io", "v1beta1", mesh_namespace, "virtualservices", labelled
-    )
-    assert [r.name for r in recorder.requests(path="/validate/default", namespace=mesh_namespace)] == ["revisioned"]
+    def create(body: dict[str, Any]) -> Any:
+        return kube.custom.create_namespaced_custom_object(
+            "networking.istio.io", "v1beta1", mesh_namespace, "virtualservices", body
+        )
+
+    validator = kube.admission.read_validating_webhook_configuration("istiod-default-validator")
+    assert {h.failure_policy for h in validator.webhooks} == {"Fail"}  # istiod answers it: it fails closed
+    assert create(virtual_service("reviews", "reviews", {}))["metadata"]["name"] == "reviews"
+    with pytest.raises(ApiException) as unlabelled:
+        create(virtual_service("bad", "", {}))
+    body = refusal(unlabelled.value)
+    assert "empty domain name not allowed" in body, body
+    assert '\\"validation.istio.io\\" denied' in body or '"validation.istio.io" denied' in body, body
+
+    # istiod's own validator selects resources labelled with its revision (the revision tests of test_real_istiod show
+    # it answering on its own, where no default validator routes them).
+    labelled = {"istio.io/rev": "default"}
+    assert create(virtual_service("revisioned", "reviews", labelled))["metadata"]["name"] == "revisioned"
+    with pytest.raises(ApiException) as by_revision:
+        create(virtual_service("bad-revisioned", "", labelled))
+    assert "empty domain name not allowed" in refusal(by_revision.value)
+    revision_validator = kube.admission.read_validating_webhook_configuration("istio-validator-istio-system")
+    selects = [
+        (e.key, e.operator, e.values) for h in revision_validator.webhooks for e in h.object_selector.match_expressions
+    ]
+    assert selects == [("istio.io/rev", "In", ["default"])]
 
 
 @pytest.fixture
 def canary(
-    control_plane: ControlPlane, mesh_helm: Helm, kube: Kube, recorder: AdmissionRecorder, tmp_path: Path
+    control_plane: ControlPlane, mesh_helm: Helm, kube: Kube, mesh_cluster: Cluster, tmp_path: Path
 ) -> Iterator[str]:
-    """A second istiod, revision canary with tag prod, beside the default one."""
+    """A second istiod, revision canary with tag prod, beside the default one, with a real istiod of its own."""
     values = tmp_path / "canary.yaml"
-    values.write_text(yaml.safe_dump(istiod_values(recorder, "canary", revisionTags=["prod"])))
+    values.write_text(yaml.safe_dump({"revision": "canary", "revisionTags": ["prod"]}))
     mesh_helm.install("istiod-canary", CHARTS / "istiod", namespace=ISTIO_NS, wait=True, timeout=120, values=[values])
+    host = None
     try:
-        for kind, name in (
-            ("MutatingWebhookConfiguration", "istio-sidecar-injector-canary"),
-            ("MutatingWebhookConfiguration", "istio-revision-tag-prod"),
-            ("ValidatingWebhookConfiguration", "istio-validator-canary-istio-system"),
-        ):
-            trust_recorder(kube, recorder, kind, name)
+        host = run_istiod(mesh_cluster, kube, ISTIO_NS, "istiod-canary")
+        trusted = controlplane.wait_webhooks_trusted(kube, "canary", timeout=120)
+        assert set(trusted) == {
+            "MutatingWebhookConfiguration istio-sidecar-injector-canary",
+            "MutatingWebhookConfiguration istio-revision-tag-prod",
+            "ValidatingWebhookConfiguration istio-validator-canary-istio-system",
+        }
         yield "canary"
     finally:
         mesh_helm.uninstall("istiod-canary", namespace=ISTIO_NS, wait=True)
+        stop_istiod(mesh_cluster, host)
 
 
 def test_two_revisions_and_a_tag_inject_their_own_namespaces(
-    canary: str, kube: Kube, recorder: AdmissionRecorder, namespaces: list[str], mesh_helm: Helm
+    canary: str, kube: Kube, namespaces: list[str], mesh_helm: Helm
 ) -> None:
     assert deployed(mesh_helm, "istiod", ISTIO_NS)
     waits.deployment_available(kube.apps, ISTIO_NS, "istiod-canary")
@@ -161,8 +181,11 @@ def test_two_revisions_and_a_tag_inject_their_own_namespaces(
     namespaces.extend([legacy, canary_ns, tagged])
     for ns in (legacy, canary_ns, tagged):
         make_pod(kube, ns, "app")
-    assert injected_pods(recorder, "/inject/default", namespaces) == {f"{legacy}/app"}
-    assert injected_pods(recorder, "/inject/canary", namespaces) == {f"{canary_ns}/app", f"{tagged}/app"}
+    assert injected_pods(kube, namespaces) == {
+        f"{legacy}/app": "default",
+        f"{canary_ns}/app": "canary",
+        f"{tagged}/app": "canary",
+    }
 
 
 def test_removing_a_revision_leaves_no_webhook_behind(canary: str, mesh_helm: Helm, kube: Kube) -> None:

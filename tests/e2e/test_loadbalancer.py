@@ -187,7 +187,7 @@ def test_helm_install_wait_of_the_gateway_chart_returns_once_its_service_has_an_
     control_plane: ControlPlane,
 ) -> None:
     """The reason for the stage. The gateway's pods need the injector (their image is `auto`), so istiod is
-    installed, its webhooks answered by the admission recorder; `--timeout 30s` bounds the wait."""
+    installed with a real istiod answering its webhooks; `--timeout 30s` bounds the wait."""
     major, wait_args = WAITS[wait]
     helm = Helm(
         major=major,

@@ -29,12 +29,12 @@ from meshcharts import cluster as cluster_mod
 from meshcharts import tools
 from meshcharts.cluster import Cluster, Local
 from meshcharts.cluster import istiod as host_istiod
-from meshcharts.errors import ClusterError, ToolError, WaitTimeout
+from meshcharts.errors import ClusterError, HelmError, ToolError, WaitTimeout
 from meshcharts.helm import Helm
 from meshcharts.kube import kube_for
 from meshcharts.testing import controlplane, waits
 from meshcharts.testing.plugin import Kube
-from tests.cluster_fixtures import CHARTS, REPO, RealIstiod, install_real_istiod, remove_real_istiod
+from tests.cluster_fixtures import CHARTS, REPO, RealIstiod, install_real_istiod, remove_real_istiod, run_istiod
 from tests.oracle.injection import differences, inject, render_injector
 
 pytestmark = pytest.mark.helm3
@@ -164,7 +164,7 @@ def test_istiod_writes_its_ca_into_every_webhook_of_its_revision_and_fails_its_v
 
 @pytest.mark.parametrize("kind", sorted(INVALID))
 def test_an_invalid_resource_of_the_revision_is_refused_with_istiods_reason(
-    real_istiod: RealIstiod, kube: Kube, namespace: Any, kind: str
+    real_istiod: RealIstiod, no_default_validator: tuple[str, str], kube: Kube, namespace: Any, kind: str
 ) -> None:
     controlplane.wait_webhooks_trusted(kube, real_istiod.revision, timeout=120)
     ns = namespace({})
@@ -732,3 +732,56 @@ def test_an_upgrade_of_istiod_leaves_its_webhooks_trusted_again_and_istiod_still
     with pytest.raises(ApiException) as refused:
         _create(kube, ns, kind, _istio_object(kind, "bad", INVALID[kind][2], {"istio.io/rev": real_istiod.revision}))
     assert INVALID[kind][3] in str(refused.value.body)
+
+
+def test_a_helm_4_rollback_to_the_install_revision_conflicts_only_on_the_failure_policy_istiod_owns(
+    istio_base: tuple[str, str], mesh_cluster: Cluster, mesh_helm: Helm, kube: Kube, request: Any
+) -> None:
+    """The validators render `failurePolicy: Ignore` at install only (a deviation: upgrades leave istiod's Fail).
+    A rollback re-applies the install's manifest: Helm 4 (server-side apply) then conflicts with the manager
+    that set Fail, pilot-discovery, on exactly that field, and the README's `--force-conflicts` rolls back; istiod
+    sets Fail again. Helm 3 merges client-side and rolls back without it."""
+    if mesh_cluster.provider != "local":
+        request.getfixturevalue("mesh_real_pods")
+    revision = f"rb{uuid.uuid4().hex[:5]}"
+    istiod = install_real_istiod(
+        mesh_cluster, mesh_helm, kube, CHARTS / "istiod", namespace=f"istio-{revision}", revision=revision
+    )
+    selector = f"istio.io/rev={revision}"
+
+    def fails_closed() -> bool:
+        hooks = [
+            h for c in kube.admission.list_validating_webhook_configuration(label_selector=selector).items
+            for h in c.webhooks
+        ]  # fmt: skip
+        return bool(hooks) and all(h.failure_policy == "Fail" for h in hooks)
+
+    try:
+        waits.wait_until(fails_closed, condition="istiod to set its validator to Fail", timeout=120)
+        mesh_helm.upgrade(
+            istiod.release, CHARTS / "istiod", namespace=istiod.namespace, wait=True, timeout=180,
+            set_values={"revision": revision, "pilot.traceSampling": "2"},
+        )  # fmt: skip
+        istiod.host = install_host(mesh_cluster, kube, istiod)
+        waits.wait_until(fails_closed, condition="istiod's Fail kept by the upgrade", timeout=120)
+        if mesh_helm.major >= 4:
+            with pytest.raises(HelmError) as conflicted:
+                mesh_helm.rollback(istiod.release, 1, namespace=istiod.namespace, wait=True, timeout=120)
+            conflicts = re.findall(r'conflict with "([^"]+)" using [^:]+: (\S+)', conflicted.value.stderr)
+            assert conflicts and set(conflicts) == {
+                ("pilot-discovery", '.webhooks[name="rev.validation.istio.io"].failurePolicy')
+            }, conflicted.value.stderr
+            mesh_helm.rollback(
+                istiod.release, 1, namespace=istiod.namespace, wait=True, timeout=120, extra=("--force-conflicts",)
+            )
+        else:
+            mesh_helm.rollback(istiod.release, 1, namespace=istiod.namespace, wait=True, timeout=120)
+        istiod.host = install_host(mesh_cluster, kube, istiod)
+        waits.wait_until(fails_closed, condition="istiod to set Fail again after the rollback", timeout=120)
+    finally:
+        remove_real_istiod(mesh_cluster, mesh_helm, kube, istiod)
+
+
+def install_host(mesh_cluster: Cluster, kube: Kube, istiod: RealIstiod) -> Any:
+    """The Deployment changed: on the host its istiod restarts, as a kubelet rolls the pod."""
+    return run_istiod(mesh_cluster, kube, istiod.namespace, istiod.deployment)

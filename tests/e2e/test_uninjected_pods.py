@@ -2,8 +2,8 @@
 
 On a real cluster such a pod's kubelet fails to pull the image `auto` and the pod never becomes Ready.
 kwok would make it Ready; the local provider's stage (ci/kwok/uninjected-pod-stage.yaml) keeps it Pending
-with the container waiting in ErrImagePull unless the admission recorder, istiod's stand-in here, was asked
-to inject it and marked it.
+with the container waiting in ErrImagePull unless an injector handled it: istiod replaces the image; the
+admission recorder (which still stands in where a test needs to see admission requests themselves) marks it.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import subprocess
@@ -14,11 +16,11 @@ import yaml
 from kubernetes import client, utils
 
 from meshcharts import tools
+from meshcharts.cluster import Cluster
 from meshcharts.helm import Helm
-from meshcharts.testing import waits
-from meshcharts.testing.admission import AdmissionRecorder
+from meshcharts.testing import controlplane, waits
 from meshcharts.testing.plugin import Kube
-from tests.e2e.conftest import BASE_RELEASE, CHARTS, ControlPlane, istiod_values, trust_recorder
+from tests.e2e.conftest import BASE_RELEASE, CHARTS, ControlPlane, run_istiod, stop_istiod
 from tests.e2e.test_base import uninstall_base_and_crds
 from tests.upgrade.conftest import REPO, published_matrix
 
@@ -49,50 +51,61 @@ def canary_slate(mesh_helm: Helm, kube: Kube) -> Iterator[None]:
     uninstall_base_and_crds(mesh_helm, kube)
 
 
+@pytest.fixture
+def revision_istiods(mesh_cluster: Cluster, kube: Kube, request: pytest.FixtureRequest) -> Iterator[RevisionIstiods]:
+    """Real istiods for the revisions a test installs in istio-system, stopped when it ends."""
+    if mesh_cluster.provider != "local":
+        request.getfixturevalue("mesh_real_pods")
+    istiods = RevisionIstiods(mesh_cluster, kube)
+    yield istiods
+    istiods.stop()
+
+
+class RevisionIstiods:
+    def __init__(self, mesh_cluster: Cluster, kube: Kube) -> None:
+        self.mesh_cluster, self.kube, self.hosts = mesh_cluster, kube, []  # type: ignore[var-annotated]
+
+    def run(self, revision: str, namespace: str = BASE_RELEASE[1]) -> None:
+        """Run the real istiod of `istiod-<revision>` (restart it, on the host, after its Deployment changed) and
+        wait until its CA is in every webhook configuration of the revision."""
+        self.hosts.append(run_istiod(self.mesh_cluster, self.kube, namespace, f"istiod-{revision}"))
+        controlplane.wait_webhooks_trusted(self.kube, revision, timeout=120)
+
+    def stop(self) -> None:
+        for host in self.hosts:
+            with contextlib.suppress(Exception):
+                stop_istiod(self.mesh_cluster, host)
+
+
 @pytest.mark.skipif(OLD is None, reason="requires a published istiod version in index.yaml")
 def test_canary_from_the_published_revision_to_the_working_tree(
     canary_slate: None,
+    revision_istiods: RevisionIstiods,
     mesh_helm: Helm,
     kube: Kube,
-    recorder: AdmissionRecorder,
     chart_repo: str,
     mesh_namespace: str,
-    tmp_path: Path,
 ) -> None:
     ns = BASE_RELEASE[1]
     old_rev = f"r{OLD.replace('.', '-')}"
     mesh_helm.install(
         BASE_RELEASE[0], CHARTS / "base", namespace=ns, wait=True, set_values={"defaultRevision": old_rev}
     )
-    values_a = tmp_path / "a.yaml"
-    values_a.write_text(yaml.safe_dump(istiod_values(recorder, old_rev)))
     mesh_helm.install(
-        "istiod-a", "istiod", namespace=ns, version=OLD, values=[values_a], wait=True, extra=("--repo", chart_repo)
-    )
-    values_b = tmp_path / "b.yaml"
-    values_b.write_text(yaml.safe_dump(istiod_values(recorder, "canary")))
-    mesh_helm.install("istiod-b", CHARTS / "istiod", namespace=ns, values=[values_b], wait=True)
-    trust_recorder(kube, recorder, "MutatingWebhookConfiguration", f"istio-sidecar-injector-{old_rev}")
-    trust_recorder(kube, recorder, "MutatingWebhookConfiguration", "istio-sidecar-injector-canary")
-    waits.deployment_available(kube.apps, ns, f"istiod-{old_rev}")
-    waits.deployment_available(kube.apps, ns, "istiod-canary")
+        "istiod-a", "istiod", namespace=ns, version=OLD, wait=True, extra=("--repo", chart_repo),
+        set_values={"revision": old_rev},
+    )  # fmt: skip
+    mesh_helm.install("istiod-b", CHARTS / "istiod", namespace=ns, wait=True, set_values={"revision": "canary"})
+    revision_istiods.run(old_rev)
+    revision_istiods.run("canary")
 
     kube.core.patch_namespace(mesh_namespace, {"metadata": {"labels": {"istio.io/rev": old_rev}}})
+    wait_injected_by(kube, mesh_namespace, old_rev)
     pod(kube, mesh_namespace, "before-move")
     kube.core.patch_namespace(mesh_namespace, {"metadata": {"labels": {"istio.io/rev": "canary"}}})
-    # The API server matches namespaceSelectors against its namespace cache, which follows the relabel a
-    # moment later; dry-run pods (which reach webhooks without side effects) show when it has.
-    waits.wait_until(
-        lambda: dry_run_reaches(kube, recorder, mesh_namespace, "/inject/canary"),
-        condition="the API server to route the relabelled namespace to canary",
-        timeout=30,
-    )
+    wait_injected_by(kube, mesh_namespace, "canary")
     pod(kube, mesh_namespace, "after-move")
-    by_path: dict[str, set[str]] = {}
-    for r in recorder.requests(kind="Pod", namespace=mesh_namespace):
-        if not r.dry_run:
-            by_path.setdefault(r.name, set()).add(r.path)
-    assert by_path == {"before-move": {f"/inject/{old_rev}"}, "after-move": {"/inject/canary"}}
+    assert injected_by(kube, mesh_namespace) == {"before-move": old_rev, "after-move": "canary"}
 
     mesh_helm.upgrade(
         BASE_RELEASE[0],
@@ -104,6 +117,7 @@ def test_canary_from_the_published_revision_to_the_working_tree(
     validator = kube.admission.read_validating_webhook_configuration("istiod-default-validator")
     assert validator.webhooks[0].client_config.service.name == "istiod-canary"
     assert validator.metadata.labels["istio.io/rev"] == "canary"
+    controlplane.wait_webhooks_trusted(kube, "canary", timeout=120)  # the canary's istiod took the default validator
 
     mesh_helm.uninstall("istiod-a", namespace=ns, wait=True)
     dangling = [f"{kind} {name}" for kind, name in labelled_objects(kube) if old_rev in name]
@@ -111,17 +125,38 @@ def test_canary_from_the_published_revision_to_the_working_tree(
     waits.deployment_available(kube.apps, ns, "istiod-canary")
 
 
-def dry_run_reaches(kube: Kube, recorder: AdmissionRecorder, namespace: str, path: str) -> bool:
-    name = f"probe-{time.monotonic_ns()}"
-    kube.core.create_namespaced_pod(
+def _dry_run_revision(kube: Kube, namespace: str) -> str | None:
+    """The revision whose istiod injects a pod created now in `namespace` (a dry run: no side effects)."""
+    made = kube.core.create_namespaced_pod(
         namespace,
         client.V1Pod(
-            metadata=client.V1ObjectMeta(name=name),
+            metadata=client.V1ObjectMeta(name=f"probe-{time.monotonic_ns()}"),
             spec=client.V1PodSpec(containers=[client.V1Container(name="app", image="busybox:1.36")]),
         ),
         dry_run="All",
     )
-    return bool(recorder.requests(path=path, kind="Pod", namespace=namespace, name=name))
+    status = (made.metadata.annotations or {}).get(controlplane.INJECTED)
+    return str(json.loads(status)["revision"]) if status else None
+
+
+def wait_injected_by(kube: Kube, namespace: str, revision: str) -> None:
+    """The API server matches namespaceSelectors against its namespace cache, which follows a relabel a moment
+    later; dry-run pods show when it has."""
+    waits.wait_until(
+        lambda: _dry_run_revision(kube, namespace) == revision,
+        condition=f"the API server to route namespace {namespace} to revision {revision}'s istiod",
+        timeout=30,
+        describe=lambda: f"injected by: {_dry_run_revision(kube, namespace)}",
+    )
+
+
+def injected_by(kube: Kube, namespace: str) -> dict[str, str | None]:
+    """Each pod of `namespace` -> the revision whose istiod injected it (None: not injected)."""
+    found: dict[str, str | None] = {}
+    for item in kube.core.list_namespaced_pod(namespace).items:
+        status = (item.metadata.annotations or {}).get(controlplane.INJECTED)
+        found[item.metadata.name] = str(json.loads(status)["revision"]) if status else None
+    return found
 
 
 def labelled_objects(kube: Kube) -> list[tuple[str, str]]:
@@ -159,7 +194,6 @@ def test_a_pre_1_12_ingress_gateway_is_adopted_with_the_documented_steps(
     mesh_helm: Helm,
     kube: Kube,
     mesh_namespace: str,
-    recorder: AdmissionRecorder,
     tmp_path: Path,
 ) -> None:
     fixture = list(yaml.safe_load_all((REPO / "ci" / "fixtures" / "pre-1.12-ingressgateway.yaml").read_text()))

@@ -19,27 +19,31 @@ from meshcharts import index, package, upgrade
 from meshcharts.cluster import Cluster
 from meshcharts.helm import Helm
 from meshcharts.testing import waits
-from meshcharts.testing.admission import AdmissionRecorder
 from meshcharts.testing.plugin import Kube
-from tests.e2e.conftest import BASE_RELEASE, istiod_values
+from tests.cluster_fixtures import stop_istiod
+from tests.e2e.conftest import BASE_RELEASE
 from tests.upgrade.conftest import REPO, recorded
 from tests.upgrade.test_canary_and_migration import (
+    RevisionIstiods,
     canary_slate,  # noqa: F401 - the fixture, used by name
-    dry_run_reaches,
+    injected_by,
     labelled_objects,
     pod,
+    revision_istiods,  # noqa: F401 - the fixture, used by name
+    wait_injected_by,
 )
 from tests.upgrade.test_upgrade_paths import (
     WEBHOOK_KINDS,
+    answered,
     base_slate,  # noqa: F401 - the fixture, used by name
     crds_kept_what_was_served,
     create_user_resources,
     live_crds,
     live_selectors,
     manifest_objects,
+    path_slot,
     release_webhooks,
     scenario_values,
-    trust,
     user_resources_intact,
     wait_workloads,
     workloads_kept,
@@ -123,17 +127,9 @@ def test_cross_minor_upgrade(
     tmp_path: Path,
     upgrade_results: list[upgrade.PathResult],
 ) -> None:
-    # As in test_upgrade_paths: only base's paths need no webhook answered (istiod's EnvoyFilters, gateway's pods do).
-    needs_recorder = mesh_cluster.provider == "local" or path.chart != "base"
-    recorder = request.getfixturevalue("recorder") if needs_recorder else None
     with recorded(upgrade_results, path, "default", mode, mesh_helm.major):
-        if path.chart == "base":
-            request.getfixturevalue("base_slate")
-            release, namespace = BASE_RELEASE
-        else:
-            request.getfixturevalue("control_plane" if path.chart == "gateway" else "istio_base")
-            release, namespace = RELEASES[path.chart], mesh_namespace
-        run(path, mode, release, namespace, mesh_helm, kube, recorder, chart_repo, mesh_namespace, tmp_path)
+        release, namespace = path_slot(request, path.chart, mesh_cluster, mesh_namespace)
+        run(path, mode, release, namespace, mesh_helm, kube, mesh_cluster, chart_repo, mesh_namespace, tmp_path)
 
 
 def run(
@@ -143,13 +139,13 @@ def run(
     namespace: str,
     helm: Helm,
     kube: Kube,
-    recorder: AdmissionRecorder | None,
+    mesh_cluster: Cluster,
     chart_repo: str,
     user_namespace: str,
     tmp_path: Path,
 ) -> None:
     values = tmp_path / "values.yaml"
-    values.write_text(yaml.safe_dump(scenario_values(path.chart, "default", recorder, namespace)))
+    values.write_text(yaml.safe_dump(scenario_values(path.chart, "default", namespace)))
     helm.install(
         release,
         path.chart,
@@ -160,10 +156,11 @@ def run(
         timeout=120,
         extra=("--repo", chart_repo),
     )
+    host = None
     try:
         old = manifest_objects(helm, release, namespace)
-        trust(kube, recorder, old)
         wait_workloads(kube, old, namespace)
+        host = answered(mesh_cluster, kube, path.chart, old, namespace, user_namespace)
         selectors = live_selectors(kube, old, namespace)
         addresses = service_addresses(kube, old, namespace)
         made = create_user_resources(kube, path.chart, user_namespace)
@@ -171,11 +168,11 @@ def run(
         flags = ["--values", str(values)] if mode == "same-values" else ["--reuse-values"]
         helm.upgrade(release, LINE / path.chart, namespace=namespace, wait=True, timeout=120, extra=tuple(flags))
         new = manifest_objects(helm, release, namespace)
-        trust(kube, recorder, new)
         workloads_kept(selectors, live_selectors(kube, new, namespace))
         kept = service_addresses(kube, new, namespace)
         assert kept == {k: v for k, v in addresses.items() if k in kept}
         wait_workloads(kube, new, namespace)
+        host = answered(mesh_cluster, kube, path.chart, new, namespace, user_namespace) or host
         assert release_webhooks(kube, release, namespace) == {
             (o["kind"], o["metadata"]["name"]) for o in new if o["kind"] in WEBHOOK_KINDS
         }
@@ -188,56 +185,53 @@ def run(
             assert names and all(name.endswith("-1.13") for name in names), names
     finally:
         helm.uninstall(release, namespace=namespace, wait=True, timeout=120)
+        stop_istiod(mesh_cluster, host)
 
 
 @pytest.mark.usefixtures("canary_slate")
 def test_canary_from_1_12_to_a_1_13_revision_moving_a_revision_tag(
+    request: pytest.FixtureRequest,
     mesh_helm: Helm,
     kube: Kube,
-    recorder: AdmissionRecorder,
     chart_repo: str,
     mesh_namespace: str,
-    tmp_path: Path,
     upgrade_results: list[upgrade.PathResult],
 ) -> None:
     """Istio's recommended move across minors: base (CRDs) of the new line first, a 1.13 revision beside the
     1.12 control plane, the `prod` revision tag moved to it, namespaces switched, the old revision removed.
-    The report's istiod matrix shows it as the `canary` scenario on the path 1.12.x -> 1.13.0."""
+    Each revision is answered by a real istiod. The report's istiod matrix shows it as the `canary` scenario on
+    the path 1.12.x -> 1.13.0."""
     (path,) = [p for p in cross_minor_paths() if p.chart == "istiod"]
     with recorded(upgrade_results, path, "canary", "revision-tag-moved", mesh_helm.major):
-        canary(path.from_version, mesh_helm, kube, recorder, chart_repo, mesh_namespace, tmp_path)
+        istiods: RevisionIstiods = request.getfixturevalue("revision_istiods")
+        canary(path.from_version, mesh_helm, kube, istiods, chart_repo, mesh_namespace)
 
 
 def canary(
     old: str,
     mesh_helm: Helm,
     kube: Kube,
-    recorder: AdmissionRecorder,
+    istiods: RevisionIstiods,
     chart_repo: str,
     mesh_namespace: str,
-    tmp_path: Path,
 ) -> None:
     ns = BASE_RELEASE[1]
     old_rev, new_rev = f"r{old.replace('.', '-')}", "r1-13"
     mesh_helm.install(BASE_RELEASE[0], LINE / "base", namespace=ns, wait=True, set_values={"defaultRevision": old_rev})
-    values_a = tmp_path / "a.yaml"
-    values_a.write_text(yaml.safe_dump(istiod_values(recorder, old_rev, revisionTags=["prod"])))
     mesh_helm.install(
-        "istiod-a", "istiod", namespace=ns, version=old, values=[values_a], wait=True, extra=("--repo", chart_repo)
+        "istiod-a",
+        "istiod",
+        namespace=ns,
+        version=old,
+        wait=True,
+        extra=("--repo", chart_repo, "--set", f"revision={old_rev}", "--set", "revisionTags={prod}"),
     )
-    values_b = tmp_path / "b.yaml"
-    values_b.write_text(yaml.safe_dump(istiod_values(recorder, new_rev)))
-    mesh_helm.install("istiod-b", LINE / "istiod", namespace=ns, values=[values_b], wait=True)
-    trust_releases(mesh_helm, kube, recorder, ns)
-    waits.deployment_available(kube.apps, ns, f"istiod-{old_rev}")
-    waits.deployment_available(kube.apps, ns, f"istiod-{new_rev}")
+    mesh_helm.install("istiod-b", LINE / "istiod", namespace=ns, wait=True, set_values={"revision": new_rev})
+    istiods.run(old_rev)
+    istiods.run(new_rev)
 
     kube.core.patch_namespace(mesh_namespace, {"metadata": {"labels": {"istio.io/rev": "prod"}}})
-    waits.wait_until(
-        lambda: dry_run_reaches(kube, recorder, mesh_namespace, f"/inject/{old_rev}"),
-        condition="the API server to route the prod-tagged namespace to the 1.12 revision",
-        timeout=30,
-    )
+    wait_injected_by(kube, mesh_namespace, old_rev)
     pod(kube, mesh_namespace, "on-1-12")
     # The tag moves: the 1.12 release gives it up, the 1.13 release takes it.
     mesh_helm.upgrade(
@@ -247,22 +241,14 @@ def canary(
         wait=True,
         extra=("--repo", chart_repo, "--version", old, "--reuse-values", "--set-json", "revisionTags=[]"),
     )
-    trust_releases(mesh_helm, kube, recorder, ns)
+    istiods.run(old_rev)
     mesh_helm.upgrade(
         "istiod-b", LINE / "istiod", namespace=ns, wait=True, extra=("--reuse-values", "--set", "revisionTags={prod}")
     )
-    trust_releases(mesh_helm, kube, recorder, ns)
-    waits.wait_until(
-        lambda: dry_run_reaches(kube, recorder, mesh_namespace, f"/inject/{new_rev}"),
-        condition="the API server to route the prod-tagged namespace to the 1.13 revision",
-        timeout=30,
-    )
+    istiods.run(new_rev)
+    wait_injected_by(kube, mesh_namespace, new_rev)
     pod(kube, mesh_namespace, "on-1-13")
-    by_pod: dict[str, set[str]] = {}
-    for r in recorder.requests(kind="Pod", namespace=mesh_namespace):
-        if not r.dry_run:
-            by_pod.setdefault(r.name, set()).add(r.path)
-    assert by_pod == {"on-1-12": {f"/inject/{old_rev}"}, "on-1-13": {f"/inject/{new_rev}"}}
+    assert injected_by(kube, mesh_namespace) == {"on-1-12": old_rev, "on-1-13": new_rev}
 
     mesh_helm.upgrade(
         BASE_RELEASE[0],
@@ -277,10 +263,3 @@ def canary(
     dangling = [f"{kind} {name}" for kind, name in labelled_objects(kube) if old_rev in name]
     assert dangling == []
     waits.deployment_available(kube.apps, ns, f"istiod-{new_rev}")
-
-
-def trust_releases(helm: Helm, kube: Kube, recorder: AdmissionRecorder, namespace: str) -> None:
-    """What each istiod does once it serves: its CA in every webhook configuration of its release."""
-    for release in ("istiod-a", "istiod-b", BASE_RELEASE[0]):
-        if release in helm.run(["list", "--namespace", namespace, "--short"]).split():
-            trust(kube, recorder, manifest_objects(helm, release, namespace))

@@ -9,14 +9,13 @@ releases installed on Kubernetes 1.19-1.24 do.
 from __future__ import annotations
 
 import base64
-import contextlib
 import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,13 @@ import yaml
 from kubernetes import client
 
 from meshcharts import mapkubeapis, tools
+from meshcharts.cluster import Cluster
 from meshcharts.errors import HelmError
 from meshcharts.helm import Helm
-from meshcharts.testing import waits
-from meshcharts.testing.admission import AdmissionRecorder
+from meshcharts.testing import controlplane, waits
 from meshcharts.testing.plugin import Kube
-from tests.e2e.conftest import CHARTS, ISTIO_NS, trust_recorder
+from tests.cluster_fixtures import Shared, drop_shared_istiod
+from tests.e2e.conftest import CHARTS, ISTIO_NS, run_istiod, stop_istiod
 from tests.e2e.test_base import uninstall_base_and_crds
 from tests.upgrade.conftest import REPO, current_versions
 
@@ -52,8 +52,18 @@ def readme_script() -> str:
 
 
 @pytest.fixture
-def istio_slate(mesh_helm: Helm, kube: Kube) -> Iterator[None]:
-    """No istiod, gateway or base release in istio-system and no Istio CRDs, before and after."""
+def istio_slate(
+    request: pytest.FixtureRequest,
+    mesh_helm: Helm,
+    kube: Kube,
+    mesh_cluster: Cluster,
+    shared_installs: Shared,
+    tmp_path: Path,
+) -> Iterator[None]:
+    """No istiod, gateway or base release in istio-system and no Istio CRDs, before and after; no shared istiod."""
+    if mesh_cluster.provider != "local":
+        request.getfixturevalue("mesh_real_pods")
+    drop_shared_istiod(mesh_cluster, mesh_helm, shared_installs, tmp_path)
 
     def clean() -> None:
         for release in ("istio-ingressgateway", "istiod"):
@@ -65,19 +75,33 @@ def istio_slate(mesh_helm: Helm, kube: Kube) -> Iterator[None]:
     clean()
 
 
-def install_istio_1_12(mesh_helm: Helm, kube: Kube, recorder: AdmissionRecorder, tmp: Path) -> None:
-    """The three releases as a user of Istio's 1.12.0 charts has them, webhooks answered by the recorder."""
-    values = {
-        "base": {"base": {"validationURL": recorder.url("/validate/base")}},
-        "istiod": {"istiodRemote": {"injectionURL": recorder.url("/inject/default")}},
-    }
-    for chart in ("base", "istiod"):
-        path = tmp / f"{chart}-1.12.yaml"
-        path.write_text(yaml.safe_dump(values[chart]))
-        mesh_helm.install(RELEASES[chart], FIXTURES / chart, namespace=ISTIO_NS, values=[path], wait=True)
-    trust_recorder(kube, recorder, "ValidatingWebhookConfiguration", "istiod-default-validator")
-    trust_recorder(kube, recorder, "MutatingWebhookConfiguration", "istio-sidecar-injector")
+def injector_data(helm: Helm) -> dict[str, str]:
+    """The injector ConfigMap's `config` and `values` of charts/istiod at default values (Istio 1.12's templates
+    as this project writes them), for the fixture's istiod, whose real istiod injects the gateway's pods."""
+    rendered = yaml.safe_load_all(helm.template("istiod", CHARTS / "istiod", namespace=ISTIO_NS))
+    (config_map,) = [
+        d for d in rendered if d and d["kind"] == "ConfigMap" and d["metadata"]["name"] == "istio-sidecar-injector"
+    ]
+    return {"config": config_map["data"]["config"], "values": config_map["data"]["values"]}
+
+
+def install_istio_1_12(mesh_helm: Helm, kube: Kube, mesh_cluster: Cluster, tmp: Path) -> Any:
+    """The three releases as a user of Istio's 1.12.0 charts has them (default values), with a real istiod running
+    their istiod Deployment; returns the host istiod started, if any."""
+    mesh_helm.install(RELEASES["base"], FIXTURES / "base", namespace=ISTIO_NS, wait=True)
+    # A scratch copy of the fixture with charts/istiod's injection templates in its files/ (not a value: Helm would
+    # carry it into the README's upgrade, whose values are the user's own).
+    chart = tmp / "fixture-istiod"
+    shutil.copytree(FIXTURES / "istiod", chart)
+    (chart / "files").mkdir(exist_ok=True)
+    data = injector_data(mesh_helm)
+    (chart / "files" / "injector-config.yaml").write_text(data["config"])
+    (chart / "files" / "injector-values.json").write_text(data["values"])
+    mesh_helm.install(RELEASES["istiod"], chart, namespace=ISTIO_NS, wait=True)
+    host = run_istiod(mesh_cluster, kube, ISTIO_NS, "istiod")
+    controlplane.wait_webhooks_trusted(kube, "", timeout=120)
     mesh_helm.install(RELEASES["gateway"], FIXTURES / "gateway", namespace=ISTIO_NS, wait=True)
+    return host
 
 
 def released_objects(mesh_helm: Helm, release: str) -> set[tuple[str, str]]:
@@ -168,46 +192,6 @@ def create_user_resources(kube: Kube, user_ns: str) -> None:
     )
 
 
-@contextlib.contextmanager
-def istiod_patching_its_webhooks(kube: Kube, recorder: AdmissionRecorder) -> Iterator[None]:
-    """What a running istiod does: put its CA back into its webhooks whenever one lacks it.
-
-    Helm 3's three-way merge removes the `caBundle` istiod wrote when the previous release rendered
-    `caBundle: ""` (Istio's charts did) and the new one renders none; istiod notices and patches it again.
-    """
-    webhooks = (
-        ("ValidatingWebhookConfiguration", "istiod-default-validator"),
-        ("MutatingWebhookConfiguration", "istio-sidecar-injector"),
-    )
-    stop = threading.Event()
-
-    def lacks_ca(kind: str, name: str) -> bool:
-        read = (
-            kube.admission.read_validating_webhook_configuration
-            if kind == "ValidatingWebhookConfiguration"
-            else kube.admission.read_mutating_webhook_configuration
-        )
-        try:
-            return any(not w.client_config.ca_bundle for w in read(name).webhooks or [])
-        except client.exceptions.ApiException:
-            return False
-
-    def loop() -> None:
-        while not stop.wait(0.1):
-            for kind, name in webhooks:
-                if lacks_ca(kind, name):
-                    with contextlib.suppress(Exception):
-                        trust_recorder(kube, recorder, kind, name)
-
-    thread = threading.Thread(target=loop, name="istiod-stand-in", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-
-
 def run_readme(mesh_helm: Helm, tmp: Path, *, skip_mapkubeapis: bool) -> subprocess.CompletedProcess[str]:
     """The README's commands as written, with this checkout's charts and meshcharts in place of the
     repository's and the installed command; without the mapkubeapis lines where the README says to skip them."""
@@ -241,11 +225,27 @@ def test_istio_1_12_releases_move_to_these_charts_with_the_readme_commands(
     removed_apis: bool,
     mesh_helm: Helm,
     kube: Kube,
-    recorder: AdmissionRecorder,
+    mesh_cluster: Cluster,
     mesh_namespace: str,
     tmp_path: Path,
 ) -> None:
-    install_istio_1_12(mesh_helm, kube, recorder, tmp_path)
+    hosts = [install_istio_1_12(mesh_helm, kube, mesh_cluster, tmp_path)]
+    try:
+        move(removed_apis, mesh_helm, kube, mesh_cluster, mesh_namespace, tmp_path, hosts)
+    finally:
+        for host in hosts:
+            stop_istiod(mesh_cluster, host)
+
+
+def move(
+    removed_apis: bool,
+    mesh_helm: Helm,
+    kube: Kube,
+    mesh_cluster: Cluster,
+    mesh_namespace: str,
+    tmp_path: Path,
+    hosts: list[Any],
+) -> None:
     for chart, release in RELEASES.items():
         expected = {(r["kind"], r["name"]) for r in facts() if r["chart"] == chart}
         assert released_objects(mesh_helm, release) == expected, f"fixture {chart} drifted from Istio 1.12.0's objects"
@@ -277,14 +277,15 @@ def test_istio_1_12_releases_move_to_these_charts_with_the_readme_commands(
             mapkubeapis.map_release(kube.api_client, "istiod", ISTIO_NS, dry_run=False)
         assert helm_secrets(kube) == records
 
-    with istiod_patching_its_webhooks(kube, recorder):
-        done = run_readme(mesh_helm, tmp_path, skip_mapkubeapis=not removed_apis)
+    # The running istiod answers throughout (Helm 3's three-way merge drops the caBundle it wrote where Istio's
+    # charts rendered `caBundle: ""`; istiod puts it back), as in a cluster where its pod keeps serving.
+    done = run_readme(mesh_helm, tmp_path, skip_mapkubeapis=not removed_apis)
     assert done.returncode == 0, f"README commands failed:\n{done.stdout}\n{done.stderr}"
 
-    # istiod patches its webhooks' caBundle once it serves; the recorder stands in for it.
-    trust_recorder(kube, recorder, "MutatingWebhookConfiguration", "istio-sidecar-injector")
-    trust_recorder(kube, recorder, "ValidatingWebhookConfiguration", "istiod-default-validator")
+    # The upgraded Deployment rolls: on the host its istiod is restarted, and its CA is in the webhooks again.
     waits.deployment_available(kube.apps, ISTIO_NS, "istiod", timeout=120)
+    hosts.append(run_istiod(mesh_cluster, kube, ISTIO_NS, "istiod"))
+    controlplane.wait_webhooks_trusted(kube, "", timeout=120)
     waits.deployment_available(kube.apps, ISTIO_NS, "istio-ingressgateway", timeout=120)
     listed = json.loads(mesh_helm.run(["list", "--namespace", ISTIO_NS, "--output", "json"]))
     charts = {r["name"]: (r["status"], r["chart"]) for r in listed}

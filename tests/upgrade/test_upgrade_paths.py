@@ -5,6 +5,12 @@ Paths come from index.yaml (tests/upgrade/conftest.py). Each path asserts that t
 no workload selector changed, workloads rolled and are Available, CRDs hold the working tree's
 schemas, users' resources survived, the webhook configurations are exactly the release's (none
 stale, none missing), and that `helm rollback` to the published version works.
+
+A real istiod answers throughout: an istiod path runs its own (restarted on the host after each upgrade and
+rollback on the local provider, as a kubelet rolls the changed Deployment; rolled by the cluster elsewhere); after
+each step istiod's CA is back in every webhook of the release within a bounded time (Helm 3 writes the rendered
+webhooks back without it) and istiod refuses an invalid resource of its revision. The gateway's pods are injected
+by the shared istiod.
 """
 
 from __future__ import annotations
@@ -16,15 +22,17 @@ from typing import Any
 import pytest
 import semver
 import yaml
+from kubernetes.client.exceptions import ApiException
 
 from meshcharts import index, lint, upgrade
 from meshcharts.cluster import Cluster
 from meshcharts.helm import Helm
 from meshcharts.paths import Layout
 from meshcharts.testing import waits
-from meshcharts.testing.admission import AdmissionRecorder, patch_ca_bundle
+from meshcharts.testing.controlplane import INJECTED
 from meshcharts.testing.plugin import Kube
-from tests.e2e.conftest import BASE_RELEASE, base_values, istiod_values
+from tests.cluster_fixtures import istiod_deployment, run_istiod, stop_istiod, webhooks_trusted
+from tests.e2e.conftest import BASE_RELEASE
 from tests.e2e.test_base import uninstall_base_and_crds
 from tests.upgrade.conftest import REPO, current_versions, published_matrix, recorded, target_tree
 
@@ -42,17 +50,11 @@ WORKLOADS = ("Deployment", "DaemonSet")
 WEBHOOK_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 
 
-def scenario_values(chart: str, scenario: str, recorder: AdmissionRecorder | None, namespace: str) -> dict[str, Any]:
-    """The scenario's values; on the local provider the webhooks point at the recorder. Elsewhere only base's paths
-    run, its validator left at istiod's Service: nothing there needs it answered (an install sets failurePolicy
-    Ignore, and users' resources are created before the upgrade)."""
+def scenario_values(chart: str, scenario: str, namespace: str) -> dict[str, Any]:
+    """The scenario's values (ci/values/<chart>/<scenario>.yaml); istiod's namespace is the path's own."""
     values: dict[str, Any] = yaml.safe_load((REPO / "ci" / "values" / chart / f"{scenario}.yaml").read_text()) or {}
-    if chart == "base" and recorder is not None:
-        values = {**values, **base_values(recorder)}
     if chart == "istiod":
         values.setdefault("global", {})["istioNamespace"] = namespace
-        if recorder is not None:
-            values.update({k: v for k, v in istiod_values(recorder).items() if k != "revision"})
     return values
 
 
@@ -90,12 +92,50 @@ def release_webhooks(kube: Kube, release: str, namespace: str) -> set[tuple[str,
     return found
 
 
-def trust(kube: Kube, recorder: AdmissionRecorder | None, objects: list[dict[str, Any]]) -> None:
-    if recorder is None:
-        return
-    for obj in objects:
-        if obj["kind"] in WEBHOOK_KINDS and any("url" in w.get("clientConfig", {}) for w in obj.get("webhooks", [])):
-            patch_ca_bundle(kube.api_client, obj["kind"], obj["metadata"]["name"], recorder)
+INVALID_FOR_ISTIOD = (
+    "empty domain name not allowed",
+    {"hosts": ["web"], "http": [{"route": [{"destination": {"host": ""}}]}]},
+)
+
+
+def answered(
+    mesh_cluster: Cluster, kube: Kube, chart: str, objects: list[dict[str, Any]], namespace: str, user_namespace: str
+) -> Any:
+    """For an istiod release: run (restart, on the host) the real istiod of its Deployment, wait until its CA is in
+    every webhook of the release again, and have it refuse an invalid VirtualService of its revision (a dry run).
+    Returns the host istiod started, if any. For the gateway: its pods were injected by istiod."""
+    if chart == "gateway":
+        for obj in objects:
+            if obj["kind"] == "Deployment":
+                selector = kube.apps.read_namespaced_deployment(obj["metadata"]["name"], namespace).spec.selector
+                labels = ",".join(f"{k}={v}" for k, v in selector.match_labels.items())
+                pods = kube.core.list_namespaced_pod(namespace, label_selector=labels).items
+                assert pods, f"no pod of {obj['metadata']['name']}"
+                uninjected = [p.metadata.name for p in pods if INJECTED not in (p.metadata.annotations or {})]
+                assert not uninjected, f"pods istiod did not inject: {uninjected}"
+        return None
+    if chart != "istiod":
+        return None
+    deployment = istiod_deployment(objects)
+    host = run_istiod(mesh_cluster, kube, namespace, deployment)
+    webhooks_trusted(kube, objects, timeout=120)
+    revision = kube.apps.read_namespaced_deployment(deployment, namespace).spec.template.metadata.labels["istio.io/rev"]
+    reason, spec = INVALID_FOR_ISTIOD
+    body = {
+        "apiVersion": "networking.istio.io/v1beta1",
+        "kind": "VirtualService",
+        "metadata": {"name": "refused", "labels": {"istio.io/rev": revision}},
+        "spec": spec,
+    }
+    try:
+        kube.custom.create_namespaced_custom_object(
+            "networking.istio.io", "v1beta1", user_namespace, "virtualservices", body, dry_run="All"
+        )
+    except ApiException as err:
+        assert reason in str(err.body), err.body
+    else:
+        raise AssertionError(f"istiod of revision {revision} admitted an invalid VirtualService")
+    return host
 
 
 def wait_workloads(kube: Kube, objects: list[dict[str, Any]], namespace: str) -> None:
@@ -217,22 +257,44 @@ def test_upgrade_path(
     tmp_path: Path,
     upgrade_results: list[upgrade.PathResult],
 ) -> None:
-    # Only base's paths need no webhook answered. istiod's upgrade applies EnvoyFilters labelled istio.io/rev, which
-    # its own validator (failurePolicy Fail once upgraded) sends to istiod; the gateway's pods need the injector.
-    needs_recorder = mesh_cluster.provider == "local" or path.chart != "base"
-    recorder = request.getfixturevalue("recorder") if needs_recorder else None
     with recorded(upgrade_results, path, scenario, mode, mesh_helm.major):
-        if path.chart == "base":
-            request.getfixturevalue("base_slate")
-            release, namespace = BASE_RELEASE
-        else:
-            request.getfixturevalue("control_plane" if path.chart == "gateway" else "istio_base")
-            # The release names users have: the gateway's name is what its selector derives from.
-            release = {"gateway": "istio-ingressgateway", "istiod": "istiod"}[path.chart]
-            namespace = mesh_namespace
+        release, namespace = path_slot(request, path.chart, mesh_cluster, mesh_namespace)
         run_path(
-            path, scenario, mode, release, namespace, mesh_helm, kube, recorder, chart_repo, mesh_namespace, tmp_path
+            path,
+            scenario,
+            mode,
+            release,
+            namespace,
+            mesh_helm,
+            kube,
+            mesh_cluster,
+            chart_repo,
+            mesh_namespace,
+            tmp_path,
         )
+
+
+def rollback_flags(helm: Helm) -> tuple[str, ...]:
+    """What the README tells Helm 4 users to roll back with while istiod runs: the revision rolled back to was an
+    install, whose validators render `failurePolicy: Ignore`, a field istiod owns once it set it to Fail (a
+    server-side apply conflict otherwise; test_real_istiod shows it). Helm 3 merges client-side: no flag."""
+    return ("--force-conflicts",) if helm.major >= 4 else ()
+
+
+def path_slot(
+    request: pytest.FixtureRequest, chart: str, mesh_cluster: Cluster, mesh_namespace: str
+) -> tuple[str, str]:
+    """The release and namespace a path of `chart` uses, and what must be in the cluster first: a clean slate for
+    base; for istiod base and no other default-revision istiod (its own will answer); for the gateway the shared
+    control plane, whose istiod injects its pods. Where no pod runs (and not local), istiod cannot answer: skips."""
+    if chart == "base":
+        request.getfixturevalue("base_slate")
+        return BASE_RELEASE
+    if mesh_cluster.provider != "local":
+        request.getfixturevalue("mesh_real_pods")
+    request.getfixturevalue("control_plane" if chart == "gateway" else "sole_default_istiod")
+    # The release names users have: the gateway's name is what its selector derives from.
+    return {"gateway": "istio-ingressgateway", "istiod": "istiod"}[chart], mesh_namespace
 
 
 def run_path(
@@ -243,13 +305,13 @@ def run_path(
     namespace: str,
     helm: Helm,
     kube: Kube,
-    recorder: AdmissionRecorder | None,
+    mesh_cluster: Cluster,
     chart_repo: str,
     user_namespace: str,
     tmp_path: Path,
 ) -> None:
     values = tmp_path / "values.yaml"
-    values.write_text(yaml.safe_dump(scenario_values(path.chart, scenario, recorder, namespace)))
+    values.write_text(yaml.safe_dump(scenario_values(path.chart, scenario, namespace)))
     helm.install(
         release,
         path.chart,
@@ -260,10 +322,11 @@ def run_path(
         timeout=120,
         extra=("--repo", chart_repo),
     )
+    host = None
     try:
         old = manifest_objects(helm, release, namespace)
-        trust(kube, recorder, old)
         wait_workloads(kube, old, namespace)
+        host = answered(mesh_cluster, kube, path.chart, old, namespace, user_namespace)
         selectors = live_selectors(kube, old, namespace)
         made = create_user_resources(kube, path.chart, user_namespace)
         served = live_crds(kube, old)
@@ -276,9 +339,9 @@ def run_path(
         target = target_tree(path)
         helm.upgrade(release, target, namespace=namespace, wait=True, timeout=120, extra=tuple(flags))
         new = manifest_objects(helm, release, namespace)
-        trust(kube, recorder, new)
         workloads_kept(selectors, live_selectors(kube, new, namespace))
         wait_workloads(kube, new, namespace)
+        host = answered(mesh_cluster, kube, path.chart, new, namespace, user_namespace) or host
         assert release_webhooks(kube, release, namespace) == {
             (o["kind"], o["metadata"]["name"]) for o in new if o["kind"] in WEBHOOK_KINDS
         }
@@ -287,8 +350,10 @@ def run_path(
             crds_match_working_tree(helm, kube, target)
             crds_kept_what_was_served(kube, served, new)
 
-        helm.rollback(release, 1, namespace=namespace, wait=True, timeout=120)
+        helm.rollback(release, 1, namespace=namespace, wait=True, timeout=120, extra=rollback_flags(helm))
         rolled = manifest_objects(helm, release, namespace)
+        wait_workloads(kube, rolled, namespace)
+        host = answered(mesh_cluster, kube, path.chart, rolled, namespace, user_namespace) or host
         assert {(o["kind"], o["metadata"]["name"]) for o in rolled} == {(o["kind"], o["metadata"]["name"]) for o in old}
         assert live_selectors(kube, rolled, namespace) == selectors
         assert release_webhooks(kube, release, namespace) == {
@@ -297,6 +362,7 @@ def run_path(
         user_resources_intact(kube, user_namespace, made)
     finally:
         helm.uninstall(release, namespace=namespace, wait=True, timeout=120)
+        stop_istiod(mesh_cluster, host)
 
 
 def test_the_matrix_covers_every_published_version_of_every_chart() -> None:

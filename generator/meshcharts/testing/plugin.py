@@ -285,6 +285,19 @@ def control_plane_logs(mesh_cluster: cluster_mod.Cluster, lines: int = 20) -> st
     return "\n".join(parts)
 
 
+def istiod_logs(mesh_cluster: cluster_mod.Cluster, lines: int = 40) -> str:
+    """The log tail of each real istiod the local provider runs on the host for this cluster ("" elsewhere: there
+    istiod's pod log is the cluster's)."""
+    if mesh_cluster.provider != "local":
+        return ""
+    parts = []
+    with contextlib.suppress(Exception):
+        for istiod in cluster_mod.Local(tools.cache_root()).istiods(mesh_cluster.name):
+            parts.append(f"--- istiod {istiod.directory.name} (pid {istiod.pid()}) log, last {lines} lines\n")
+            parts[-1] += istiod.log_tail(lines)
+    return "\n".join(parts)
+
+
 @pytest.fixture
 def releases(
     request: pytest.FixtureRequest,
@@ -317,7 +330,8 @@ _FACTORY = pytest.StashKey[tuple[ReleaseFactory, Kube, cluster_mod.Cluster]]()
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-    """On a failed test that used the release factory, attach what explains it to the report."""
+    """On a failed test that used the release factory, attach what explains it to the report; on any failed test of
+    the session cluster, the log tails of the host istiods answering its webhooks."""
     report = yield
     if report.when == "call" and report.failed and _FACTORY in item.stash:
         factory, kube, mesh_cluster = item.stash[_FACTORY]
@@ -326,6 +340,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         except Exception as err:  # diagnostics must never hide the real failure
             text = f"collecting diagnostics failed: {err}"
         report.sections.append(("meshcharts diagnostics", text))
+    funcargs = getattr(item, "funcargs", {})
+    if (
+        report.when in ("setup", "call")
+        and report.failed
+        and isinstance(funcargs.get("mesh_cluster"), cluster_mod.Cluster)
+    ):
+        text = istiod_logs(funcargs["mesh_cluster"])
+        if text:
+            report.sections.append(("istiod logs", text))
     return report
 
 
