@@ -1,9 +1,9 @@
 """A security scan of what the charts render: checkov over `helm template` of every chart, in charts/ and in
 each release line's lines/<line>/, with its default values and with each `ci/values/<chart>/*.yaml`.
 
-Every failed check is a finding unless `ci/checkov-suppressions.yaml` names its check id with the reason
-it is accepted (optionally only for some objects). A suppression that matches nothing is a finding too,
-so the file cannot keep excuses for weaknesses that are gone.
+Every failed check is a finding unless `ci/checkov-suppressions.yaml` names its check id, the objects it is
+accepted for, and why. An object named there that no finding of that check matches is a finding too, so the
+file cannot keep excuses for weaknesses that are gone, nor cover an object it does not name.
 
 checkov runs from a virtualenv of its own (see `checkov_binary`): it pins exact versions of boto3,
 packaging, networkx and others that would otherwise downgrade the project's environment.
@@ -60,10 +60,10 @@ class Finding:
 class Suppression:
     check_id: str
     reason: str
-    resources: tuple[str, ...] = ()  # empty: every object
+    resources: tuple[str, ...]  # the objects it covers, as checkov names them
 
     def covers(self, finding: Finding) -> bool:
-        return finding.check_id == self.check_id and (not self.resources or finding.resource in self.resources)
+        return finding.check_id == self.check_id and finding.resource in self.resources
 
 
 @dataclass
@@ -118,10 +118,30 @@ def checkov_binary(env: Mapping[str, str] | None = None) -> Path:
     )
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice in one mapping is an error (PyYAML keeps the last silently)."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{key} appears twice (lines {seen[key]} and {key_node.start_mark.line + 1})",
+                key_node.start_mark,
+            )  # fmt: skip
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def load_suppressions(path: Path, shown_as: str = SUPPRESSIONS) -> list[Suppression]:
     """The accepted findings, `CHECK_ID: {reason, resources: [Kind.namespace.name]}`; every problem at once."""
     try:
-        data = yaml.safe_load(path.read_text()) if path.exists() else {}
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) if path.exists() else {}
     except yaml.YAMLError as err:
         raise SpecError([Problem(shown_as, f"is not valid YAML: {err}")]) from err
     if data is None:
@@ -131,19 +151,45 @@ def load_suppressions(path: Path, shown_as: str = SUPPRESSIONS) -> list[Suppress
     problems, found = [], []
     for check_id, entry in data.items():
         where = f"{shown_as}:{check_id}"
-        if not isinstance(entry, dict) or set(entry) - {"reason", "resources"}:
-            problems.append(Problem(where, "must be a mapping with reason (and optionally resources)"))
+        if not isinstance(entry, dict) or set(entry) != {"reason", "resources"}:
+            problems.append(Problem(where, "must be a mapping with reason and resources"))
             continue
-        reason, resources = entry.get("reason"), entry.get("resources", [])
+        reason, resources = entry.get("reason"), entry.get("resources")
         if not isinstance(reason, str) or len(reason.split()) < 4:
             problems.append(Problem(f"{where}.reason", "must say, in a sentence, why the finding is accepted"))
-        if not isinstance(resources, list) or not all(isinstance(r, str) and r.count(".") >= 2 for r in resources):
-            problems.append(Problem(f"{where}.resources", "must be a list of Kind.namespace.name"))
+        if (
+            not isinstance(resources, list)
+            or not resources
+            or not all(isinstance(r, str) and r.count(".") >= 2 for r in resources)
+        ):
+            problems.append(Problem(f"{where}.resources", "must be a non-empty list of Kind.namespace.name"))
             continue
         found.append(Suppression(str(check_id), str(reason), tuple(resources)))
     if problems:
         raise SpecError(problems)
     return found
+
+
+def sort_findings(
+    findings: Sequence[Finding], suppressions: Sequence[Suppression]
+) -> tuple[list[Finding], list[tuple[Finding, Suppression]], list[Problem]]:
+    """(unsuppressed, suppressed with what covers each, stale): a (check, object) a suppression names that no
+    finding matched is stale, named at `file:CHECK.resources`."""
+    unsuppressed, suppressed, matched = [], [], set()
+    for finding in findings:
+        match = next((s for s in suppressions if s.covers(finding)), None)
+        if match is None:
+            unsuppressed.append(finding)
+        else:
+            suppressed.append((finding, match))
+            matched.add((match.check_id, finding.resource))
+    stale = [
+        Problem(f"{SUPPRESSIONS}:{s.check_id}.resources", f"{resource}: no finding any more; remove it")
+        for s in suppressions
+        for resource in s.resources
+        if (s.check_id, resource) not in matched
+    ]
+    return unsuppressed, suppressed, stale
 
 
 def render_cases(layout: Layout, helm: Helm, charts: Sequence[str] = spec.CHART_NAMES) -> dict[str, str]:
@@ -226,25 +272,18 @@ def scan(
                 "what it never saw"
             )
         report.unchecked = Counter(obj.split()[0] for n, (_, obj) in names.items() if n not in seen)
+        found = []
         for result in results:
             report.passed += int(result.get("summary", {}).get("passed", 0))
             for failed in result.get("results", {}).get("failed_checks", []):
                 file = Path(str(failed.get("file_path", ""))).name
-                finding = Finding(
-                    check_id=str(failed["check_id"]),
-                    check_name=str(failed.get("check_name", "")),
-                    resource=str(failed.get("resource", "")),
-                    render=names[file][0] if file in names else file,
+                found.append(
+                    Finding(
+                        check_id=str(failed["check_id"]),
+                        check_name=str(failed.get("check_name", "")),
+                        resource=str(failed.get("resource", "")),
+                        render=names[file][0] if file in names else file,
+                    )
                 )
-                match = next((s for s in suppressions if s.covers(finding)), None)
-                if match is None:
-                    report.findings.append(finding)
-                else:
-                    report.suppressed.append((finding, match))
-    used = {id(s) for _, s in report.suppressed}
-    report.unused = [
-        Problem(f"{SUPPRESSIONS}:{s.check_id}", "suppresses no finding any more; remove it")
-        for s in suppressions
-        if id(s) not in used
-    ]
+    report.findings, report.suppressed, report.unused = sort_findings(found, suppressions)
     return report
