@@ -27,6 +27,9 @@ class Variant:
     name: str
     values: dict[str, Any]
     env: dict[str, str] = field(default_factory=dict)
+    # What istiod 1.12 would estimate for `--concurrency` where proxy.concurrency is unset (its template data's
+    # `.EstimatedConcurrency`; istioctl's has none, so the number is written into both templates' text).
+    estimated_concurrency: int = 0
 
     def chart_values(self, pinned: dict[str, Any] = PINNED) -> dict[str, Any]:
         """The variant's values with the images pinned (a later release line pins its own tag)."""
@@ -48,7 +51,10 @@ def variants(data: Path = DATA) -> list[Variant]:
         Variant(name, values or {}) for name, values in yaml.safe_load((data / "variants.yaml").read_text()).items()
     ]
     more = yaml.safe_load((data / "more-variants.yaml").read_text()) or {}
-    found += [Variant(name, spec.get("values") or {}, dict(spec.get("env") or {})) for name, spec in more.items()]
+    found += [
+        Variant(name, spec.get("values") or {}, dict(spec.get("env") or {}), int(spec.get("estimatedConcurrency", 0)))
+        for name, spec in more.items()
+    ]
     return found
 
 

@@ -46,7 +46,9 @@ def injected_by_chart(helm_binary: Path, istioctl: Path) -> Callable[[cases.Vari
     def get(variant: cases.Variant) -> Injected:
         if variant.name not in cache:
             try:
-                injector: Injector = render_injector(helm_binary, CHART, variant.chart_values())
+                injector: Injector = render_injector(
+                    helm_binary, CHART, variant.chart_values(), estimated_concurrency=variant.estimated_concurrency
+                )
                 cache[variant.name] = inject(istioctl, injector, text, env=variant.env)
             except OracleError as err:
                 raise OracleError(f"variant {variant.name}: {err}") from err

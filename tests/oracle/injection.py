@@ -22,7 +22,8 @@ from typing import Any
 import yaml
 
 # istioctl's injector has no `.EstimatedConcurrency` in its template data (istiod 1.12 had, for `--concurrency`):
-# the name is replaced by `0` in the templates' text, on both sides alike, before injecting.
+# the name is replaced by a number in the templates' text, on both sides alike, before injecting (0 unless a
+# variant sets `estimatedConcurrency`, which renders the template's `--concurrency` branch).
 ESTIMATED_CONCURRENCY = ".EstimatedConcurrency"
 _TIMEOUT_SECONDS = 180
 # Settings of istiod's environment that the injection templates read through `env`.
@@ -67,7 +68,13 @@ def _run(argv: Sequence[str], *, step: str, env: Mapping[str, str] | None = None
 
 
 def render_injector(
-    helm: Path, chart: Path, values: Mapping[str, Any], *, namespace: str = "istio-system", release: str = "istiod"
+    helm: Path,
+    chart: Path,
+    values: Mapping[str, Any],
+    *,
+    namespace: str = "istio-system",
+    release: str = "istiod",
+    estimated_concurrency: int = 0,
 ) -> Injector:
     """`helm template` an istiod chart with `values` and take its injector and mesh ConfigMaps."""
     revision = str(values.get("revision") or "")
@@ -104,7 +111,7 @@ def render_injector(
         if key not in data:
             raise OracleError(f"ConfigMap {name} of {chart} has no key {key!r}")
     return Injector(
-        config=injector["config"].replace(ESTIMATED_CONCURRENCY, "0"),
+        config=injector["config"].replace(ESTIMATED_CONCURRENCY, str(int(estimated_concurrency))),
         values=injector["values"],
         mesh=mesh["mesh"],
         revision=revision,
