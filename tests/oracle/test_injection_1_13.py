@@ -37,7 +37,10 @@ def injected_by_1_13(helm_binary: Path, istioctl: Path) -> Callable[[cases.Varia
         if variant.name not in cache:
             try:
                 injector = render_injector(
-                    helm_binary, CHART, variant.chart_values(PINNED), estimated_concurrency=variant.estimated_concurrency
+                    helm_binary,
+                    CHART,
+                    variant.chart_values(PINNED),
+                    estimated_concurrency=variant.estimated_concurrency,
                 )
                 cache[variant.name] = inject(istioctl, injector, text, env=variant.env)
             except OracleError as err:
