@@ -87,7 +87,7 @@ def test_a_suppression_moves_exactly_the_findings_it_names_and_an_unmatched_one_
     assert not [f for f in report.findings if f.check_id == "CKV_K8S_16"]
     assert [(f.resource, s) for f, s in report.suppressed] == [(RESOURCE, accepted)]
     assert [str(p) for p in report.unused] == [
-        "ci/checkov-suppressions.yaml:CKV_K8S_16: suppresses no finding any more; remove it"
+        "ci/checkov-suppressions.yaml:CKV_K8S_16.resources: Deployment.x.gone: no finding any more; remove it"
     ]
 
 
