@@ -32,7 +32,6 @@ REPO = Path(__file__).resolve().parents[1]
 CHARTS = REPO / "charts"
 BASE_RELEASE = ("istio-base", "istio-system")
 ISTIO_NS = "istio-system"
-WEBHOOK_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 
 
 def deployed(helm: Helm, release: str, namespace: str) -> bool:
@@ -78,28 +77,6 @@ def istiod_deployment(objects: list[dict[str, Any]]) -> str:
     return str(name)
 
 
-def webhooks_trusted(kube: Kube, objects: list[dict[str, Any]], *, timeout: float = 120) -> list[str]:
-    """Wait until istiod has written a CA into every webhook of the webhook configurations among `objects` (a
-    release's rendered objects); returns their names."""
-    names = [(o["kind"], o["metadata"]["name"]) for o in objects if o["kind"] in WEBHOOK_KINDS]
-    last: dict[str, bool] = {}
-
-    def check() -> list[str] | None:
-        for kind, name in names:
-            read = (
-                kube.admission.read_mutating_webhook_configuration
-                if kind.startswith("Mutating")
-                else kube.admission.read_validating_webhook_configuration
-            )
-            hooks = read(name).webhooks or []
-            last[name] = bool(hooks) and all(h.client_config.ca_bundle for h in hooks)
-        return [name for _, name in names] if all(last.values()) else None
-
-    return waits.wait_until(
-        check, condition="istiod's CA in every webhook of the release", timeout=timeout, describe=lambda: str(last)
-    )
-
-
 # --- the shared installs ----------------------------------------------------------------------------------
 
 
@@ -116,7 +93,7 @@ class Shared:
 
     @property
     def base(self) -> str:
-        """ "default" (the chart's defaults: with istiod-default-validator), "no-default-validator", or None."""
+        """How base is installed: "default" (with istiod-default-validator) or "no-default-validator"."""
         listed = self.kube.admission.list_validating_webhook_configuration(
             field_selector="metadata.name=istiod-default-validator"
         ).items
@@ -210,10 +187,6 @@ class ControlPlane:
     release: str
     namespace: str
     revision: str
-    host: Any = None
-
-    def log_tail(self, lines: int = 60) -> str:
-        return str(self.host.istiod.log_tail(lines)) if self.host is not None else ""
 
 
 @pytest.fixture
@@ -237,12 +210,10 @@ def control_plane(
         shared.istiod = True
         stop_istiod(mesh_cluster, shared.host)
         shared.host = None
-    if mesh_cluster.provider == "local" and (shared.host is None or shared.host.istiod.pid() is None):
+    if shared.host is None or shared.host.istiod.pid() is None:  # elsewhere run_istiod waits for the pod
         shared.host = run_istiod(mesh_cluster, kube, ISTIO_NS, "istiod")
-    elif mesh_cluster.provider != "local":
-        waits.deployment_available(kube.apps, ISTIO_NS, "istiod", timeout=120)
     controlplane.wait_webhooks_trusted(kube, "", timeout=120)
-    return ControlPlane("istiod", ISTIO_NS, "", shared.host)
+    return ControlPlane("istiod", ISTIO_NS, "")
 
 
 # --- a real istiod ------------------------------------------------------------------------------------

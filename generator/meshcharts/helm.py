@@ -217,8 +217,16 @@ class Helm:
             args += ["--wait", "--timeout", f"{int(timeout)}s"]
         return self.run(args, timeout=timeout + 60)
 
-    def uninstall(self, release: str, *, namespace: str, wait: bool = False, timeout: float = 300.0) -> str:
-        args = ["uninstall", release, "--namespace", namespace]
+    def uninstall(
+        self,
+        release: str,
+        *,
+        namespace: str,
+        wait: bool = False,
+        timeout: float = 300.0,
+        ignore_not_found: bool = False,
+    ) -> str:
+        args = ["uninstall", release, "--namespace", namespace, *(["--ignore-not-found"] if ignore_not_found else [])]
         if wait:
             args += ["--wait", "--timeout", f"{int(timeout)}s"]
         return self.run(args, timeout=timeout + 60)

@@ -43,7 +43,6 @@ from tests.cluster_fixtures import (  # noqa: E402
     deployed,
     run_istiod,
     stop_istiod,
-    webhooks_trusted,
 )
 
 __all__ = [
@@ -55,5 +54,4 @@ __all__ = [
     "deployed",
     "run_istiod",
     "stop_istiod",
-    "webhooks_trusted",
 ]

@@ -14,12 +14,11 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from meshcharts.cluster import Cluster
-from meshcharts.errors import HelmError
 from meshcharts.helm import Helm
 from meshcharts.testing import controlplane, waits
 from meshcharts.testing.plugin import Kube
 from tests.cluster_fixtures import Shared, drop_shared_istiod
-from tests.e2e.conftest import CHARTS, ISTIO_NS, run_istiod, stop_istiod, webhooks_trusted
+from tests.e2e.conftest import CHARTS, ISTIO_NS, run_istiod, stop_istiod
 from tests.e2e.test_base import uninstall_base_and_crds
 
 # The Helm 3 subset of the e2e layer (`.ci/test` runs it with `--helm 3 -m helm3`).
@@ -134,12 +133,8 @@ def written_by_istiod(kind: str, problem: str) -> bool:
 def empty_cluster(mesh_helm: Helm, kube: Kube, mesh_cluster: Cluster, shared_installs: Shared, tmp_path: Path) -> None:
     """No Istio release and no Istio CRD: the shared installs of other tests are removed (they come back)."""
     drop_shared_istiod(mesh_cluster, mesh_helm, shared_installs, tmp_path)
-    for release, namespace in (("istiod-canary", ISTIO_NS), ("istiod", ISTIO_NS)):
-        try:
-            mesh_helm.uninstall(release, namespace=namespace, wait=True)
-        except HelmError as err:
-            if "not found" not in err.stderr:
-                raise
+    for release in ("istiod-canary", "istiod"):
+        mesh_helm.uninstall(release, namespace=ISTIO_NS, wait=True, ignore_not_found=True)
     uninstall_base_and_crds(mesh_helm, kube)
     for name in (MESH, GATEWAYS):
         try:
@@ -192,8 +187,8 @@ def test_three_charts_outside_istio_system_match_their_templates_and_uninstall_c
             mesh_helm.install(release, chart, namespace=namespace, values=[path], wait=True, timeout=120)
             if release == "istiod":
                 host = run_istiod(mesh_cluster, kube, MESH, "istiod")
-                # Its own webhooks and base's default validator, which points at istiod in this namespace.
-                webhooks_trusted(kube, rendered, timeout=120)
+                # Its own webhooks and base's default validator (which points at istiod in this namespace): every
+                # webhook configuration of the default revision.
                 controlplane.wait_webhooks_trusted(kube, "", timeout=120)
             assert compare_with_cluster(kube, rendered, namespace) == [], release
         waits.deployment_available(kube.apps, GATEWAYS, "ingress")
@@ -201,11 +196,7 @@ def test_three_charts_outside_istio_system_match_their_templates_and_uninstall_c
         assert pods and all(controlplane.INJECTED in (p.metadata.annotations or {}) for p in pods)
     finally:
         for release, namespace, _, _ in reversed(installs):
-            try:
-                mesh_helm.uninstall(release, namespace=namespace, wait=True)
-            except HelmError as err:
-                if "not found" not in err.stderr:
-                    raise
+            mesh_helm.uninstall(release, namespace=namespace, wait=True, ignore_not_found=True)
         stop_istiod(mesh_cluster, host)
 
     kept = [c for c in kube.ext.list_custom_resource_definition().items if c.metadata.name.endswith("istio.io")]

@@ -9,7 +9,9 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -61,9 +63,11 @@ def revision_istiods(mesh_cluster: Cluster, kube: Kube, request: pytest.FixtureR
     istiods.stop()
 
 
+@dataclass
 class RevisionIstiods:
-    def __init__(self, mesh_cluster: Cluster, kube: Kube) -> None:
-        self.mesh_cluster, self.kube, self.hosts = mesh_cluster, kube, []  # type: ignore[var-annotated]
+    mesh_cluster: Cluster
+    kube: Kube
+    hosts: list[Any] = field(default_factory=list)
 
     def run(self, revision: str, namespace: str = BASE_RELEASE[1]) -> None:
         """Run the real istiod of `istiod-<revision>` (restart it, on the host, after its Deployment changed) and

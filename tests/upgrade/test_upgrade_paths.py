@@ -28,10 +28,10 @@ from meshcharts import index, lint, upgrade
 from meshcharts.cluster import Cluster
 from meshcharts.helm import Helm
 from meshcharts.paths import Layout
-from meshcharts.testing import waits
+from meshcharts.testing import controlplane, waits
 from meshcharts.testing.controlplane import INJECTED
 from meshcharts.testing.plugin import Kube
-from tests.cluster_fixtures import istiod_deployment, run_istiod, stop_istiod, webhooks_trusted
+from tests.cluster_fixtures import istiod_deployment, run_istiod, stop_istiod
 from tests.e2e.conftest import BASE_RELEASE
 from tests.e2e.test_base import uninstall_base_and_crds
 from tests.upgrade.conftest import REPO, current_versions, published_matrix, recorded, target_tree
@@ -118,8 +118,9 @@ def answered(
         return None
     deployment = istiod_deployment(objects)
     host = run_istiod(mesh_cluster, kube, namespace, deployment)
-    webhooks_trusted(kube, objects, timeout=120)
     revision = kube.apps.read_namespaced_deployment(deployment, namespace).spec.template.metadata.labels["istio.io/rev"]
+    # The path's istiod is the only one of its revision here (sole_default_istiod): these are its webhooks.
+    controlplane.wait_webhooks_trusted(kube, revision, timeout=120)
     reason, spec = INVALID_FOR_ISTIOD
     body = {
         "apiVersion": "networking.istio.io/v1beta1",

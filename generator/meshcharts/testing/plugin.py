@@ -293,8 +293,9 @@ def istiod_logs(mesh_cluster: cluster_mod.Cluster, lines: int = 40) -> str:
     parts = []
     with contextlib.suppress(Exception):
         for istiod in cluster_mod.Local(tools.cache_root()).istiods(mesh_cluster.name):
-            parts.append(f"--- istiod {istiod.directory.name} (pid {istiod.pid()}) log, last {lines} lines\n")
-            parts[-1] += istiod.log_tail(lines)
+            parts.append(
+                f"--- istiod {istiod.directory.name} (pid {istiod.pid()}), last {lines} lines\n{istiod.log_tail(lines)}"
+            )
     return "\n".join(parts)
 
 
