@@ -1,7 +1,10 @@
-"""Where the suite's files live: found from the working directory, else from this package."""
+"""Where the suite's files live: the tree (specs, charts, packages) found from the working directory, else from
+this package; the files the installed package itself reads at run time (toolchain wrapper modules, kwok stages,
+kind configuration) are package data, found through the package wherever it is installed."""
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,3 +98,14 @@ def find_root(start: Path | None = None) -> Layout:
         f"no meshcharts tree (generator/specs/suite.yaml) at or above {here}; run from a checkout "
         "or set MESHCHARTS_ROOT"
     )
+
+
+def package_data(*parts: str) -> Path:
+    """A file or directory under meshcharts/data, the package's own files (a wheel ships them; a checkout has them
+    under generator/meshcharts/data). Installed packages live on disk, so the resource is a real path."""
+    resource = importlib.resources.files("meshcharts").joinpath("data", *parts)
+    path = Path(str(resource))
+    if not path.exists():
+        where = "/".join(("data", *parts))
+        raise UsageError(f"the installed meshcharts package lacks {where} (looked at {path}); reinstall meshcharts")
+    return path

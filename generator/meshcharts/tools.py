@@ -1,4 +1,4 @@
-"""The pinned toolchain: Go wrapper modules in ci/toolchain built once into a cache keyed by version.
+"""The pinned toolchain: Go wrapper modules in data/toolchain built once into a cache keyed by version.
 
 Each `Build` is one `go build` of one wrapper module and is the unit of caching: it lands in
 `<cache>/toolchain/<key>-<version>/bin/` together with a `stamp.json`, by renaming a finished and
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from meshcharts.errors import ToolError
-from meshcharts.paths import find_root
+from meshcharts.paths import package_data
 
 STAMP = "stamp.json"
 _HEARTBEAT_SECONDS = 30.0
@@ -58,7 +58,7 @@ class DataFile:
 
 @dataclass(frozen=True)
 class Build:
-    """One `go build` of one wrapper module under ci/toolchain: the unit that is cached."""
+    """One `go build` of one wrapper module under data/toolchain: the unit that is cached."""
 
     key: str
     version: str
@@ -101,7 +101,7 @@ def _ignore(_: Progress) -> None:
 # --- the registry: data only; adding a Kubernetes version is one entry in KUBERNETES_RELEASES ------
 
 DEFAULT_KUBERNETES = "v1.36.3"
-# Kubernetes version -> wrapper module directory under ci/toolchain (its go.mod pins that release).
+# Kubernetes version -> wrapper module directory under data/toolchain (its go.mod pins that release).
 KUBERNETES_RELEASES: Mapping[str, str] = {
     "v1.36.3": "kubernetes",
     "v1.34.4": "kubernetes-1.34",
@@ -293,7 +293,7 @@ def cache_root(env: Mapping[str, str] | None = None) -> Path:
 
 @dataclass(frozen=True)
 class Toolchain:
-    """The toolchain cache rooted at `root`, and the tree whose ci/toolchain modules it builds from."""
+    """The toolchain cache rooted at `root` (built from the wrapper modules the package ships in data/toolchain)."""
 
     root: Path = field(default_factory=cache_root)
     k8s_version: str = DEFAULT_KUBERNETES
@@ -499,7 +499,7 @@ def install(
 ) -> dict[str, Path]:
     """Build whatever of `names` (default: every tool) is missing or stale; return name -> path.
 
-    `modules` is the directory holding the wrapper modules (default: ci/toolchain of this tree).
+    `modules` is the directory holding the wrapper modules (default: the package's data/toolchain).
     """
     chain = Toolchain(cache or cache_root(), k8s_version)
     wanted = list(names) or [b.name for build in builds(k8s_version) for b in build.binaries]
@@ -508,7 +508,7 @@ def install(
         build = build_for(name, k8s_version)
         if build not in selected:
             selected.append(build)
-    modules_dir = modules or find_root().ci / "toolchain"
+    modules_dir = modules or package_data("toolchain")
 
     for build in selected:
         module_dir = modules_dir / build.module

@@ -66,7 +66,6 @@ def test_a_users_gateway_test_on_a_control_plane_installed_at_default_values(
     if pytestconfig.getoption("--cluster-provider") != "local":
         pytest.skip("brings up a local cluster of its own; elsewhere the suite's own run is the user's")
     monkeypatch.setenv("MESHCHARTS_CACHE", str(CACHE))
-    monkeypatch.setenv("MESHCHARTS_ROOT", str(REPO))
     pytester.makepyfile(test_users_gateway=f"CHARTS = {str(REPO / 'charts')!r}\n" + USER_TEST)
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "--mesh-charts", str(REPO / "charts"),
@@ -86,7 +85,6 @@ def test_a_users_control_plane_test_skips_naming_simulated_nodes_where_no_pod_ru
     if simulated is None:
         pytest.skip("pods may run on this cluster: the inner run would install base and istiod beside the suite's")
     monkeypatch.setenv("MESHCHARTS_CACHE", str(CACHE))
-    monkeypatch.setenv("MESHCHARTS_ROOT", str(REPO))
     pytester.makepyfile(test_users_gateway=f"CHARTS = {str(REPO / 'charts')!r}\n" + USER_TEST)
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "-rs", "--mesh-charts", str(REPO / "charts"),

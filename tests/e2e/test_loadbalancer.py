@@ -1,4 +1,4 @@
-"""LoadBalancer Services get an address on the local cluster (the kwok stage in ci/kwok), so `helm --wait` returns."""
+"""LoadBalancer Services get an address on the local cluster (meshcharts/data/kwok's stage): `helm --wait` returns."""
 
 from __future__ import annotations
 

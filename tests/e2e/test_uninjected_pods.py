@@ -1,7 +1,7 @@
 """A pod whose `image: auto` no injector replaced does not pass for running on the local cluster.
 
 On a real cluster such a pod's kubelet fails to pull the image `auto` and the pod never becomes Ready.
-kwok would make it Ready; the local provider's stage (ci/kwok/uninjected-pod-stage.yaml) keeps it Pending
+kwok would make it Ready; the local provider's stage (meshcharts/data/kwok/uninjected-pod-stage.yaml) keeps it Pending
 with the container waiting in ErrImagePull unless an injector handled it: istiod replaces the image; the
 admission recorder (which still stands in where a test needs to see admission requests themselves) marks it.
 """

@@ -134,7 +134,7 @@ def test_yamllint_passes_on_ci_inputs_workflows_and_chart_metadata() -> None:
     yamllint = shutil.which("yamllint", path=os.pathsep.join([sysconfig.get_path("scripts"), os.environ["PATH"]]))
     if yamllint is None:
         pytest.skip("requires yamllint from PyPI (pip install yamllint)")
-    targets = ["ci/ct.yaml", "ci/yamllint.yaml", "ci/kind", "ci/github", "artifacthub-repo.yml"]
+    targets = ["ci/ct.yaml", "ci/yamllint.yaml", "generator/meshcharts/data/kind", "ci/github", "artifacthub-repo.yml"]
     targets += [f"{tree}/{chart}/Chart.yaml" for tree in _trees() for chart in CHARTS]
     argv = [yamllint, "--strict", "--config-file", "ci/yamllint.yaml", *targets]
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)

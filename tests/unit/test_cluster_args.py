@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+import meshcharts
 from meshcharts import cli, cluster
+from meshcharts.cluster import local as local_provider
 from meshcharts.errors import ClusterError
 
 
@@ -216,9 +218,17 @@ def test_local_stages_of_this_tree_are_the_loadbalancer_and_uninjected_pod_stage
     assert pods["weight"] > 0
 
 
-def test_local_stages_outside_a_tree_fail_saying_where_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MESHCHARTS_ROOT", str(tmp_path))
-    with pytest.raises(ClusterError, match="cannot find the kwok stages of the local cluster"):
+def test_local_stages_come_from_the_package_not_a_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installed package finds its kwok stages wherever it runs: no meshcharts tree at or above the directory."""
+    monkeypatch.delenv("MESHCHARTS_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    stages = cluster.local_stages()
+    assert [path.parent for path in stages] == [Path(meshcharts.__file__).parent / "data" / "kwok"] * 2
+
+
+def test_a_package_without_its_kwok_stages_fails_naming_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_provider, "LOCAL_STAGES", ("loadbalancer-stage.yaml", "no-such-stage.yaml"))
+    with pytest.raises(ClusterError, match=r"cannot find the kwok stages .*lacks data/kwok/no-such-stage\.yaml"):
         cluster.local_stages()
 
 

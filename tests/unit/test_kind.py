@@ -1,4 +1,4 @@
-"""The kind provider without a container engine: its config from ci/kind, its command lines, its arguments."""
+"""The kind provider without a container engine: its config (meshcharts/data/kind), command lines, arguments."""
 
 from __future__ import annotations
 
@@ -12,18 +12,16 @@ from meshcharts import cli, cluster, tools
 from meshcharts.cluster import kind as kind_provider
 from meshcharts.errors import ClusterError
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def _base() -> dict[str, Any]:
-    base, _ = cluster.kind_files(REPO)
+    base, _ = cluster.kind_files()
     loaded = yaml.safe_load(base.read_text())
     assert isinstance(loaded, dict)
     return loaded
 
 
 def _images() -> dict[str, Any]:
-    _, images = cluster.kind_files(REPO)
+    _, images = cluster.kind_files()
     loaded = yaml.safe_load(images.read_text())
     assert isinstance(loaded, dict)
     return loaded

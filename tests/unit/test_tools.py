@@ -18,7 +18,7 @@ from meshcharts._wait import wait_for
 from meshcharts.errors import ToolError
 
 REPO = Path(__file__).resolve().parents[2]
-MODULES = REPO / "ci" / "toolchain"
+MODULES = REPO / "generator" / "meshcharts" / "data" / "toolchain"
 
 
 # --- registry ---------------------------------------------------------------------------------------

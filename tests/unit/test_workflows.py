@@ -70,7 +70,7 @@ def test_test_workflow_runs_pytest_on_kind_for_three_minors_from_1_30_to_1_36_an
     assert len(set(minors)) == 3
     assert min(minors) == (1, 30) and max(minors) == (1, 36)
     assert sorted(matrix["helm"]) == ["3", "4"]
-    images = yaml.safe_load((REPO / "ci" / "kind" / "node-images.yaml").read_text())
+    images = yaml.safe_load((REPO / "generator" / "meshcharts" / "data" / "kind" / "node-images.yaml").read_text())
     assert set(matrix["kubernetes"]) <= set(images), "every matrix minor needs a kindest/node image"
     runs = _run_steps(workflow)
     assert "python -m pytest" in runs
@@ -78,6 +78,10 @@ def test_test_workflow_runs_pytest_on_kind_for_three_minors_from_1_30_to_1_36_an
     assert '--helm "${{ matrix.helm }}"' in runs
     assert '--k8s-version "${{ matrix.kubernetes }}"' in runs
     assert "cloud-provider-kind" in runs
+    # Everything the suite needs is installed, and a test skipped for anything missing fails the job.
+    assert "bash .ci/setup" in runs
+    assert "--allowed-skips ci/allowed-skips.yaml" in runs
+    assert "--junitxml" in runs
 
 
 def test_lint_workflow_runs_every_check_it_names() -> None:

@@ -13,8 +13,8 @@ import yaml
 
 from meshcharts import tools
 from meshcharts.cluster._common import Cluster, Say, run_tool, wait_ready
-from meshcharts.errors import ClusterError, ToolError
-from meshcharts.paths import find_root
+from meshcharts.errors import ClusterError, ToolError, UsageError
+from meshcharts.paths import package_data
 
 # --- kind --------------------------------------------------------------------------------------------
 
@@ -77,10 +77,13 @@ def kind_minor(k8s_version: str) -> str:
     return f"{int(match[1])}.{int(match[2])}"
 
 
-def kind_files(root: Path | None = None) -> tuple[Path, Path]:
-    """The base cluster config and the node image table in ci/kind of this tree."""
-
-    kind_dir = (root or find_root().root) / "ci" / "kind"
+def kind_files(kind_dir: Path | None = None) -> tuple[Path, Path]:
+    """The base cluster config and the node image table: package data (meshcharts/data/kind) unless `kind_dir`."""
+    if kind_dir is None:
+        try:
+            kind_dir = package_data("kind")
+        except UsageError as err:
+            raise ClusterError(str(err)) from err
     return kind_dir / "cluster.yaml", kind_dir / "node-images.yaml"
 
 
@@ -101,7 +104,7 @@ def kind_node_image(k8s_version: str, images: Mapping[str, Any]) -> str:
     if not isinstance(image, str) or not image:
         known = ", ".join(sorted(images, key=lambda m: tuple(int(x) for x in str(m).split("."))))
         raise ClusterError(
-            f"no kindest/node image for Kubernetes {minor} in ci/kind/node-images.yaml; known minors: {known}; "
+            f"no kindest/node image for Kubernetes {minor} in data/kind/node-images.yaml; known minors: {known}; "
             "fix: add one, or pass --image"
         )
     return image
@@ -112,9 +115,9 @@ def kind_config(base: Mapping[str, Any], *, nodes: int, image: str) -> dict[str,
     if nodes < 1:
         raise ClusterError(f"a kind cluster needs at least 1 node, not {nodes}")
     if base.get("kind") != "Cluster" or base.get("apiVersion") != "kind.x-k8s.io/v1alpha4":
-        raise ClusterError("ci/kind/cluster.yaml must be a kind Cluster of apiVersion kind.x-k8s.io/v1alpha4")
+        raise ClusterError("data/kind/cluster.yaml must be a kind Cluster of apiVersion kind.x-k8s.io/v1alpha4")
     if "nodes" in base:
-        raise ClusterError("ci/kind/cluster.yaml must not list nodes; meshcharts adds them from --nodes")
+        raise ClusterError("data/kind/cluster.yaml must not list nodes; meshcharts adds them from --nodes")
     config = dict(base)
     config["nodes"] = [{"role": "control-plane", "image": image}] + [
         {"role": "worker", "image": image} for _ in range(nodes - 1)

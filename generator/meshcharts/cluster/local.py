@@ -40,7 +40,7 @@ from meshcharts.cluster._common import (
 )
 from meshcharts.egress import Egress
 from meshcharts.errors import ClusterError, ToolError, UsageError
-from meshcharts.paths import find_root
+from meshcharts.paths import package_data
 
 # kwokctl's binary runtime component names, as used for its pid and log files.
 LOCAL_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller")
@@ -55,24 +55,17 @@ options:
 
 # --- local: kwokctl's binary runtime ----------------------------------------------------------------
 
-# kwok Stages the local provider adds to kwok's defaults, relative to the tree's ci/ directory.
-LOCAL_STAGES = (Path("kwok") / "loadbalancer-stage.yaml", Path("kwok") / "uninjected-pod-stage.yaml")
+# kwok Stages the local provider adds to kwok's defaults: package data (meshcharts/data/kwok).
+LOCAL_STAGES = ("loadbalancer-stage.yaml", "uninjected-pod-stage.yaml")
 
 
 def local_stages() -> tuple[Path, ...]:
-    """The extra kwok Stage files of this tree (LoadBalancer addresses), or ClusterError naming the missing one."""
+    """The extra kwok Stage files the package ships (LoadBalancer addresses, uninjected pods), or ClusterError
+    naming the missing one."""
     try:
-        ci = find_root().ci
+        return tuple(package_data("kwok", stage) for stage in LOCAL_STAGES)
     except UsageError as err:
         raise ClusterError(f"cannot find the kwok stages of the local cluster: {err}") from err
-    paths = tuple(ci / stage for stage in LOCAL_STAGES)
-    for path in paths:
-        if not path.is_file():
-            raise ClusterError(
-                f"the local cluster needs the kwok stage {path}, which does not exist; "
-                "fix: run from a meshcharts tree (or set MESHCHARTS_ROOT to one)"
-            )
-    return paths
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ server runs on this host and can call a webhook URL on loopback, so tests point 
 webhooks at an `AdmissionRecorder` and assert which objects the real API server sends to which
 path. It allows everything unless a test adds a deny rule. It is not istiod and does not imitate its
 answers: the one change it makes is to mark a Pod it is asked to inject with INJECTED_BY (where it was
-asked), which the local cluster's kwok stage (ci/kwok/uninjected-pod-stage.yaml) requires before a pod
+asked), which the local cluster's kwok stage (data/kwok/uninjected-pod-stage.yaml) requires before a pod
 with an `image: auto` container may become Ready, as an injected pod's image would be pullable.
 """
 

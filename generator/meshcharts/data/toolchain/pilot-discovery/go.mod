@@ -1,5 +1,5 @@
 // Wrapper module pinning istio.io/istio (pilot-discovery: the real istiod the tests run) for `meshcharts tools install`.
-// The same pseudo-version as ci/toolchain/istioctl: the module proxy does not serve Istio 1.12's own module.
+// The same pseudo-version as data/toolchain/istioctl: the module proxy does not serve Istio 1.12's own module.
 module meshcharts.local/toolchain/pilot-discovery
 
 go 1.26.0
