@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import sys
 import time
@@ -172,7 +173,7 @@ def _add_cluster_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
                 "a minor (1.N) for kind (default: %(default)s)",
             )
             p.add_argument(
-                "--image", help="kindest/node image for every node (kind only; default: ci/kind/node-images.yaml)"
+                "--image", help="kindest/node image for every node (kind only; default: data/kind/node-images.yaml)"
             )
         if action != "kubeconfig":
             p.add_argument("--timeout", type=float, default=120.0, help="seconds (default: %(default)s)")
@@ -467,10 +468,21 @@ def _add_repo_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     mapk.set_defaults(handler=_cmd_mapkubeapis)
 
 
+def package_version() -> str:
+    """The version of the meshcharts distribution that runs (its metadata, whether from a wheel or a checkout)."""
+    try:
+        return importlib.metadata.version("meshcharts")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (meshcharts is imported from a tree that was never installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="meshcharts",
         description="Generate, publish and test the Istio 1.12 Helm charts (base, istiod, gateway).",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"meshcharts {package_version()}", help="the installed package's version"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
