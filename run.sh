@@ -7,7 +7,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
-python="${PYTHON:-python3}"
 
 keep=0
 name=meshcharts-demo
@@ -27,6 +26,8 @@ done
 
 start=$(date +%s)
 bash .ci/setup --main-job
+# .ci/setup installed meshcharts into this checkout's own environment (.venv), not the machine's interpreter.
+python="$root/.venv/bin/python"
 mc() { "$python" -m meshcharts.cli "$@"; }
 
 KUBECONFIG="$(mc cluster up --name "$name" --provider "$provider" "${kubeconfig_args[@]}")"
