@@ -25,13 +25,14 @@ from meshcharts.errors import ClusterError, UsageError
 from meshcharts.helm import Helm
 from meshcharts.kube import Kube, KubeApiError, kube_for
 from meshcharts.paths import find_root
-from meshcharts.testing import controlplane, waits
+from meshcharts.testing import controlplane, skips, waits
 from meshcharts.testing.registry import MISSING as REGISTRY_MISSING
 from meshcharts.testing.registry import OciRegistry, registry_binary
 from meshcharts.testing.releases import ReleaseFactory
 from meshcharts.upgrade import PathResult, write_report
 
 CLUSTER_FIXTURES = ("mesh_cluster", "kube_cluster", "kube_config")
+ALLOWED_SKIPS = pytest.StashKey[tuple[Path, list[skips.AllowedSkip]]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -74,6 +75,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="values file for base or istiod in mesh_control_plane (repeatable), e.g. istiod=values/istiod.yaml",
     )
     group.addoption(
+        "--allowed-skips",
+        default=None,
+        metavar="FILE",
+        help="fail every skipped test whose reason no entry of FILE allows (a CI job missing a tool fails, not "
+        "skips); see meshcharts.testing.skips for the format",
+    )
+    group.addoption(
         "--k8s-version",
         default=tools.DEFAULT_KUBERNETES,
         help="Kubernetes version of the session cluster: a toolchain release for local "
@@ -83,6 +91,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    path = config.getoption("--allowed-skips", None)
+    if path:
+        try:
+            config.stash[ALLOWED_SKIPS] = (Path(path), skips.load(Path(path)))
+        except UsageError as err:
+            raise pytest.UsageError(str(err)) from err
     config.addinivalue_line("markers", "helm3: runs with Helm 3 too (select with --helm 3 -m helm3)")
     config.addinivalue_line("markers", "namespace_labels(labels): labels of the test's fresh namespace")
     config.addinivalue_line(
@@ -332,8 +346,10 @@ _FACTORY = pytest.StashKey[tuple[ReleaseFactory, Kube, cluster_mod.Cluster]]()
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     """On a failed test that used the release factory, attach what explains it to the report; on any failed test of
-    the session cluster, the log tails of the host istiods answering its webhooks."""
+    the session cluster, the log tails of the host istiods answering its webhooks. With --allowed-skips, a skip
+    no entry allows becomes a failure."""
     report = yield
+    _gate_skip(item.config, report)
     if report.when == "call" and report.failed and _FACTORY in item.stash:
         factory, kube, mesh_cluster = item.stash[_FACTORY]
         try:
@@ -392,3 +408,23 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 __all__ = ["Kube", "OciRegistry", "kube_for", "waits"]
+
+
+def _gate_skip(config: pytest.Config, report: pytest.TestReport | pytest.CollectReport) -> None:
+    """With --allowed-skips, turn a skip no entry allows into a failure naming its reason. Runs where the report
+    is made (an xdist worker too), so the controller and every report format see a failure."""
+    if ALLOWED_SKIPS not in config.stash or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    path, allowed = config.stash[ALLOWED_SKIPS]
+    provider = config.getoption("--cluster-provider", "local")
+    reason = skips.reason_of(report.longrepr)
+    if not skips.allows(allowed, reason, provider):
+        report.outcome = "failed"
+        report.longrepr = skips.refusal(reason, path, provider)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, Any, Any]:
+    report = yield
+    _gate_skip(collector.config, report)
+    return report
