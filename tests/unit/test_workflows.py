@@ -12,8 +12,8 @@ import yaml
 
 from meshcharts import tools
 from meshcharts.errors import ToolError
+from tests import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / "ci" / "github" / "workflows"
 NAMES = ("lint.yml", "test.yml", "release.yml")
 
@@ -82,6 +82,11 @@ def test_test_workflow_runs_pytest_on_kind_for_three_minors_from_1_30_to_1_36_an
     assert "bash .ci/setup" in runs
     assert "--allowed-skips ci/allowed-skips.yaml" in runs
     assert "--junitxml" in runs
+    # Each cell is split into shards (pytest-split) and merged in a job of its own into one report per cell.
+    assert matrix["shard"] == [1, 2, 3] and '--splits 3 --group "${{ matrix.shard }}"' in runs
+    merge = workflow["jobs"]["merge"]
+    assert merge["needs"] == "kind" and merge["strategy"]["matrix"]["kubernetes"] == matrix["kubernetes"]
+    assert "meshcharts merge-results --out" in _run_steps({"jobs": {"merge": merge}})
 
 
 def test_lint_workflow_runs_every_check_it_names() -> None:

@@ -1,0 +1,93 @@
+"""The upgrade matrix split across shards, run one after another here, merges into the unsharded run's report.
+
+Real upgrade paths (the gateway's from 1.12.1, six of them: two values scenarios x three upgrade modes) run on a
+local cluster of this test's own: once unsharded, then in three shards (pytest-split `--splits 3 --group K`), each
+with its upgrade report and JUnit XML; `meshcharts merge-results` merges the shards. The merged report must hold
+the same paths with the same results and matrix cells, and the same test cases, and no path may run twice or
+never. A subset of the matrix keeps the cost to a few minutes; which paths a shard gets does not depend on them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from junitparser import JUnitXml
+
+from meshcharts import cluster as cluster_mod
+from meshcharts import tools
+from tests import REPO
+
+SELECTION = ["tests/upgrade/test_upgrade_paths.py", "-k", "test_upgrade_path and gateway-1.12.1-to"]
+SPLITS = 3
+
+pytestmark = [
+    pytest.mark.local_only("runs the matrix four times in a local cluster of its own, with the local provider"),
+    pytest.mark.slow,
+]
+
+
+def report_of(directory: Path) -> tuple[list[tuple[str, ...]], list[str], list[tuple[str, str, bool]]]:
+    rows = json.loads((directory / "upgrade-report.json").read_text())
+    keys = ("chart", "from_version", "to_version", "scenario", "mode", "helm", "outcome")
+    paths = sorted(tuple(str(row[k]) for k in keys) for row in rows)
+    markdown = (directory / "upgrade-report.md").read_text()
+    matrix = [line for line in markdown.split("| chart |")[0].splitlines() if line.startswith("|")]
+    cases = sorted(
+        (case.classname, case.name, case.is_passed) for suite in JUnitXml.fromfile(str(directory / "junit.xml"))
+        for case in suite
+    )  # fmt: skip
+    return paths, matrix, cases
+
+
+def test_the_upgrade_matrix_in_shards_merges_into_the_unsharded_report(
+    pytestconfig: pytest.Config, tmp_path: Path
+) -> None:
+    k8s_version = pytestconfig.getoption("--k8s-version")
+    if k8s_version != tools.DEFAULT_KUBERNETES:
+        pytest.skip(f"the sharded matrix runs once per .ci/test, on Kubernetes {tools.DEFAULT_KUBERNETES}")
+    name = f"shards-{uuid.uuid4().hex[:8]}"
+    cluster_mod.up(name, provider="local", k8s_version=k8s_version, timeout=180, owner=os.getpid())
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_XDIST")}
+    common = [
+        "-p", "no:cacheprovider", "-q", "--cluster-name", name,
+        "--k8s-version", k8s_version, "--helm", pytestconfig.getoption("--helm"),
+    ]  # fmt: skip
+
+    def run(directory: Path, *extra: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", *common, *extra, "--upgrade-report", str(directory),
+             "--junitxml", str(directory / "junit.xml"), *SELECTION],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=1200, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, f"{extra}: exit {done.returncode}\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+        return done.stdout
+
+    try:
+        whole = tmp_path / "whole"
+        run(whole)
+        shards = []
+        for group in range(1, SPLITS + 1):
+            shard = tmp_path / f"shard-{group}"
+            run(shard, "--splits", str(SPLITS), "--group", str(group))
+            shards.append(shard)
+    finally:
+        cluster_mod.down(name, provider="local")
+
+    merged = tmp_path / "merged"
+    done = subprocess.run(
+        [sys.executable, "-m", "meshcharts.cli", "merge-results", "--out", str(merged), *map(str, shards)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    paths, matrix, cases = report_of(whole)
+    assert len(paths) == 6, paths
+    each = [report_of(shard)[0] for shard in shards]
+    assert all(each), f"a shard ran no path: {[len(p) for p in each]}"
+    assert sorted(p for shard in each for p in shard) == paths, "a path ran twice or never"
+    assert report_of(merged) == (paths, matrix, cases)
