@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meshcharts.errors import MeshchartsError, UsageError
@@ -468,6 +469,20 @@ def _add_repo_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     mapk.set_defaults(handler=_cmd_mapkubeapis)
 
 
+def _cmd_merge_results(args: argparse.Namespace) -> int:
+    from meshcharts import shards
+
+    merged = shards.merge([Path(d) for d in args.shards], Path(args.out))
+    passed = sum(r.outcome == "passed" for r in merged.paths)
+    print(
+        f"merged {len(args.shards)} shards into {args.out}: {passed}/{len(merged.paths)} upgrade paths passed, "
+        f"{merged.testcases} test cases"
+    )
+    for path in merged.written:
+        print(f"  {path}")
+    return 0
+
+
 def package_version() -> str:
     """The version of the meshcharts distribution that runs (its metadata, whether from a wheel or a checkout)."""
     try:
@@ -485,6 +500,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", action="version", version=f"meshcharts {package_version()}", help="the installed package's version"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    mrg = sub.add_parser(
+        "merge-results",
+        help="merge the upgrade reports and JUnit XML of a suite run in shards (pytest --splits N --group K)",
+    )
+    mrg.add_argument("--out", required=True, metavar="DIR", help="where the merged report and junit.xml go")
+    mrg.add_argument("shards", nargs="+", metavar="SHARD_DIR", help="each shard's --upgrade-report directory")
+    mrg.set_defaults(handler=_cmd_merge_results)
 
     gen = sub.add_parser("generate", help="render generator/specs into charts/")
     gen.add_argument("--check", action="store_true", help="only diff a fresh render against charts/")
