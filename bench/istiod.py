@@ -21,10 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "generator"))
 
-from meshcharts import cluster  # noqa: E402
+from meshcharts import cluster, controlplane  # noqa: E402
 from meshcharts.helm import Helm  # noqa: E402
 from meshcharts.kube import kube_for  # noqa: E402
-from meshcharts.testing import controlplane  # noqa: E402
 
 
 def main() -> int:

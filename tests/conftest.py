@@ -10,11 +10,11 @@ import pytest
 
 from meshcharts import gnupg
 from meshcharts.paths import Layout
+from tests import REPO
 
 # The cluster layers' shared installs, registered once for every layer (see that module).
 pytest_plugins = ["tests.cluster_fixtures"]
 
-REPO = Path(__file__).resolve().parents[1]
 # Istio 1.12 facts the tests compare against, copied into the clone (tests/data/README.md says from where).
 DATA = REPO / "tests" / "data"
 

@@ -139,8 +139,8 @@ def install_from_repository(
 
     The charts get default values; istiod (the chart's pod, or `host_istiod` where pods do not run) must trust
     its webhooks before the gateway is installed, and must have injected the gateway's pods."""
-    from meshcharts.testing import waits
-    from meshcharts.testing.controlplane import INJECTED, wait_webhooks_trusted
+    from meshcharts import waits
+    from meshcharts.controlplane import INJECTED, wait_webhooks_trusted
 
     helm = Helm(major=helm_major, kubeconfig=kubeconfig).with_home(workdir / "helm-home")
     kube = kube_for(kubeconfig)

@@ -12,66 +12,12 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from meshcharts import adopt, crds
+from meshcharts import adopt, crds, waits
 from meshcharts.errors import HelmError
 from meshcharts.helm import Helm
-from meshcharts.testing import waits
 from meshcharts.testing.plugin import Kube
-from tests.e2e.conftest import BASE_RELEASE, CHARTS, REPO
-
-API_TYPES = crds.load_api_types(REPO / "generator" / "specs" / "crds")
-CRD_NAMES = sorted(t.name for t in API_TYPES)
-
-
-def uninstall_base_and_crds(helm: Helm, kube: Kube) -> None:
-    """A clean slate: no base release and none of the Istio CRDs (deleting them deletes their resources)."""
-    try:
-        helm.uninstall(BASE_RELEASE[0], namespace=BASE_RELEASE[1], wait=True, timeout=60)
-    except HelmError as err:
-        if "not found" not in err.stderr:
-            raise
-    for api in API_TYPES:
-        if _exists(kube, api.name):
-            # Deleting a CRD whose storage is still initializing leaves it Terminating with a long retry
-            # backoff ("could not list instances"); wait until its instances can be listed first.
-            waits.wait_until(lambda api=api: _lists(kube, api), condition=f"{api.name} to serve lists", timeout=30)
-    for name in CRD_NAMES:
-        try:
-            kube.ext.delete_custom_resource_definition(name)
-        except ApiException as err:
-            if err.status != 404:
-                raise
-    waits.wait_until(
-        lambda: not [n for n in CRD_NAMES if _exists(kube, n)],
-        condition="Istio CRDs to be gone",
-        timeout=60,
-        describe=lambda: (
-            "left: "
-            + ", ".join(
-                f"{n} {kube.ext.read_custom_resource_definition(n).status.conditions}"
-                for n in CRD_NAMES
-                if _exists(kube, n)
-            )
-        ),
-    )
-
-
-def _lists(kube: Kube, api: Any) -> bool:
-    try:
-        kube.custom.list_cluster_custom_object(api.group, api.storage_version, api.name.split(".", 1)[0], limit=1)
-    except ApiException:
-        return False
-    return True
-
-
-def _exists(kube: Kube, name: str) -> bool:
-    try:
-        kube.ext.read_custom_resource_definition(name)
-    except ApiException as err:
-        if err.status == 404:
-            return False
-        raise
-    return True
+from tests.e2e.conftest import BASE_RELEASE, CHARTS
+from tests.e2e.slate import API_TYPES, CRD_NAMES, crd_exists, uninstall_base_and_crds
 
 
 def create(kube: Kube, obj: dict[str, Any], namespace: str) -> dict[str, Any]:
@@ -334,7 +280,7 @@ def test_upgrade_updates_a_crd_and_uninstall_keeps_crds_and_resources(
     )
 
     mesh_helm.uninstall(BASE_RELEASE[0], namespace=BASE_RELEASE[1], wait=True)
-    assert all(_exists(kube, name) for name in CRD_NAMES)
+    assert all(crd_exists(kube, name) for name in CRD_NAMES)
     names = [
         i["metadata"]["name"]
         for i in kube.custom.list_namespaced_custom_object(

@@ -8,22 +8,20 @@ runs (its image is no longer `auto`); `went_through_injector` holds wherever pod
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from meshcharts import tools
 from meshcharts.cluster import Cluster
+from tests import REPO
 
 pytest_plugins = ["pytester"]
 
-REPO = Path(__file__).resolve().parents[2]
 # pytester gives the inner run a HOME of its own; point it at the real toolchain cache (read before that).
 CACHE = tools.cache_root()
 
 USER_TEST = """
 import pytest
-from meshcharts.testing import waits
+from meshcharts import waits
 
 
 def gateway_pods(kube, namespace):

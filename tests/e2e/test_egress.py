@@ -22,10 +22,9 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from meshcharts import cluster
+from meshcharts import cluster, controlplane
 from meshcharts.egress import Egress
 from meshcharts.helm import Helm
-from meshcharts.testing import controlplane
 from meshcharts.testing.plugin import Kube, kube_for
 from tests.e2e.conftest import CHARTS, ISTIO_NS
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from meshcharts.testing import waits
+from meshcharts import waits
 from meshcharts.testing.plugin import Kube
 from meshcharts.testing.releases import ReleaseFactory
 from tests.cluster_fixtures import RealIstiod

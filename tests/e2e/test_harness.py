@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from meshcharts import tools
+from meshcharts import tools, waits
 from meshcharts.cluster import KWOK_NODE_ANNOTATION, Cluster
-from meshcharts.testing import waits
 from meshcharts.testing.plugin import Kube
 from meshcharts.testing.releases import ReleaseFactory
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from meshcharts import repo, tools
+from tests import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 
 pytestmark = [

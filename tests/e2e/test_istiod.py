@@ -16,9 +16,9 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from meshcharts import controlplane, waits
 from meshcharts.cluster import Cluster
 from meshcharts.helm import Helm
-from meshcharts.testing import controlplane, waits
 from meshcharts.testing.plugin import Kube
 from tests.e2e.conftest import CHARTS, ISTIO_NS, ControlPlane, deployed, run_istiod, stop_istiod
 

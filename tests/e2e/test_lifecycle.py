@@ -13,13 +13,13 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
+from meshcharts import controlplane, waits
 from meshcharts.cluster import Cluster
 from meshcharts.helm import Helm
-from meshcharts.testing import controlplane, waits
 from meshcharts.testing.plugin import Kube
-from tests.cluster_fixtures import Shared, drop_shared_istiod
+from tests.cluster_fixtures import ISTIOD_WRITES_EVERYWHERE, Shared, drop_shared_istiod
 from tests.e2e.conftest import CHARTS, ISTIO_NS, run_istiod, stop_istiod
-from tests.e2e.test_base import uninstall_base_and_crds
+from tests.e2e.slate import uninstall_base_and_crds
 
 # The Helm 3 subset of the e2e layer (`.ci/test` runs it with `--helm 3 -m helm3`).
 pytestmark = pytest.mark.helm3
@@ -89,7 +89,6 @@ def same_quantity(path: str, rendered: Any, live: Any) -> bool:
         return False
 
 
-ISTIOD_WRITES_EVERYWHERE = {"istio-ca-root-cert", "istio-ca-crl"}
 ISTIOD_WRITES_AT_HOME = {
     ("ConfigMap", "istio-leader"),
     ("ConfigMap", "istio-namespace-controller-election"),

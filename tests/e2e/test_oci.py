@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from meshcharts import controlplane, repo, waits
 from meshcharts import index as index_mod
-from meshcharts import repo
 from meshcharts.errors import HelmError
 from meshcharts.helm import Helm
-from meshcharts.testing import controlplane, waits
 from meshcharts.testing.plugin import Kube
 from meshcharts.testing.registry import OciRegistry
 from meshcharts.testing.releases import ReleaseFactory

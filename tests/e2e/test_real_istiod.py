@@ -26,13 +26,12 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from meshcharts import cluster as cluster_mod
-from meshcharts import tools
+from meshcharts import controlplane, tools, waits
 from meshcharts.cluster import Cluster, Local
 from meshcharts.cluster import istiod as host_istiod
 from meshcharts.errors import ClusterError, HelmError, ToolError, WaitTimeout
 from meshcharts.helm import Helm
 from meshcharts.kube import kube_for
-from meshcharts.testing import controlplane, waits
 from meshcharts.testing.plugin import Kube
 from tests.cluster_fixtures import CHARTS, REPO, RealIstiod, install_real_istiod, remove_real_istiod, run_istiod
 from tests.oracle.injection import differences, inject, render_injector

@@ -17,11 +17,10 @@ import pytest
 import yaml
 
 from meshcharts import cluster as cluster_mod
-from meshcharts import demo
+from meshcharts import demo, waits
 from meshcharts.errors import HelmError, RepoError
 from meshcharts.helm import Helm
 from meshcharts.paths import Layout
-from meshcharts.testing import waits
 from meshcharts.testing.plugin import kube_for
 from tests.e2e.conftest import REPO
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from meshcharts.testing import waits
+from meshcharts import waits
 from meshcharts.testing.admission import INJECTED_BY
 from meshcharts.testing.plugin import Kube
 

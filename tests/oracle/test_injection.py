@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
+from tests import REPO
 from tests.oracle import cases
 from tests.oracle.conftest import CHART, Injected
 from tests.oracle.injection import inject, load_deviations, render_injector, unexplained, unneeded
 
-REPO = Path(__file__).resolve().parents[2]
 VARIANTS = cases.variants()
 WORKLOADS = cases.workloads()
 DEVIATIONS = load_deviations(cases.DEVIATIONS)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests import REPO
 from tests.oracle import cases
 from tests.oracle.conftest import Injected
 from tests.oracle.injection import OracleError, inject, load_deviations, render_injector, unexplained, unneeded
 
-REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "lines" / "1.13" / "istiod"
 DATA = REPO / "tests" / "data" / "istio-1.13-injection"
 PINNED = {"global": {"hub": "docker.io/istio", "tag": "1.13.0"}}

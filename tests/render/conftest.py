@@ -17,8 +17,8 @@ import yaml
 
 from meshcharts import helm as helm_mod
 from meshcharts.errors import HelmError, ToolError
+from tests import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 CHARTS = REPO / "charts"
 # One helm template or lint of a local chart takes about a second; this bounds a hung one, not a slow machine.
 TIMEOUT = 120.0

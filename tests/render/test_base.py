@@ -9,7 +9,7 @@ import yaml
 
 from tests.conftest import data_table
 from tests.render.conftest import CHARTS, Helm, find, kinds
-from tests.render.test_gateway import reference_rows
+from tests.render.reference import reference_rows
 
 CRD_NAMES = {row["crd"] for row in data_table("istio-1.12-crds.tsv")}
 

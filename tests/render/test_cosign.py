@@ -27,8 +27,8 @@ from meshcharts import tools
 from meshcharts.errors import ToolError
 from meshcharts.helm import Helm
 from meshcharts.testing.registry import OciRegistry
+from tests import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 CLOSED_PORT_PROXY = "http://127.0.0.1:9"
 
 

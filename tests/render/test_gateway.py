@@ -8,15 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import data_table
 from tests.render.conftest import CHARTS, Helm, find, kinds
+from tests.render.reference import reference_rows
 
 RELEASE = "istio-ingressgateway"
-
-
-def reference_rows(name: str, chart: str) -> list[dict[str, str]]:
-    """The rows of the Istio 1.12 table tests/data/NAME about one chart."""
-    return [row for row in data_table(name) if row["chart"] == chart]
 
 
 def render(helm: Helm, values: dict[str, Any] | None = None, **kw: Any) -> list[dict[str, Any]]:

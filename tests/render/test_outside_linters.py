@@ -13,8 +13,8 @@ import pytest
 
 from meshcharts import tools
 from meshcharts.errors import ToolError
+from tests import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 CHARTS = ("base", "gateway", "istiod")
 AH_MISSING = (
     "requires ah (artifacthub/hub cmd/ah) on PATH: the Go module proxy refuses github.com/artifacthub/hub "

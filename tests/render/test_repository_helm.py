@@ -12,9 +12,8 @@ import pytest
 
 from meshcharts import repo
 from meshcharts.paths import Layout
+from tests import REPO
 from tests.render.conftest import Helm
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

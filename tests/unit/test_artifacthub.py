@@ -14,9 +14,9 @@ import yaml
 from meshcharts import artifacthub, render, spec, write
 from meshcharts.errors import SpecError
 from meshcharts.paths import Layout
-from tests.unit.test_spec_validation import GOOD_CHART, make_tree
+from tests import REPO
+from tests.unit.trees import GOOD_CHART, make_tree
 
-REPO = Path(__file__).resolve().parents[2]
 WHERE = "charts/x/Chart.yaml"
 
 

@@ -29,8 +29,8 @@ from meshcharts.crds import (
     version_schema,
 )
 from meshcharts.errors import SpecError
+from tests import REPO as ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 CRDS_DIR = ROOT / "generator" / "specs" / "crds"
 
 SHARED = """\

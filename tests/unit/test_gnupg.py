@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from meshcharts import gnupg, repo
+from tests import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 ARCHIVE = REPO / "packages" / "base-1.12.2.tgz"
 
 

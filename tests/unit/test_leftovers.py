@@ -7,7 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests import REPO
+
 GATE = REPO / "ci" / "leftovers.py"
 
 

@@ -13,10 +13,10 @@ from meshcharts import spec
 from meshcharts.crds import APIType, LinePatch, load_api_types, render_crd
 from meshcharts.errors import SpecError
 from meshcharts.paths import Layout
+from tests import REPO as ROOT
 from tests.conftest import data_table
-from tests.unit.test_crd_parity import FREE_FORM_ONLY, _crd_facts, _differences, generated_rows
+from tests.unit.crd_rows import FREE_FORM_ONLY, crd_facts, differences, generated_rows
 
-ROOT = Path(__file__).resolve().parents[2]
 CRDS_DIR = ROOT / "generator" / "specs" / "crds"
 
 
@@ -33,14 +33,14 @@ def test_every_field_path_type_enum_and_format_matches_istio_1_13(apis: list[API
     assert len(reference) == 1437
     crds = {api.name: render_crd(api) for api in apis}
     generated = {key: value for key, value in generated_rows(crds).items() if key[0] not in FREE_FORM_ONLY}
-    differences = _differences(reference, generated)
-    assert not differences, f"{len(differences)} difference(s) from the reference:\n" + "\n".join(differences)
+    drift = differences(reference, generated)
+    assert not drift, f"{len(drift)} difference(s) from the reference:\n" + "\n".join(drift)
     print(f"\n1.13 CRD fields: {len(reference)} of {len(reference)} Istio 1.13.0 field paths match")
 
 
 def test_names_versions_columns_and_keep_match_istio_1_13(apis: list[APIType]) -> None:
     reference = {row["crd"]: row for row in data_table("istio-1.13-crds.tsv")}
-    generated = {api.name: _crd_facts(render_crd(api), api.keep) for api in apis}
+    generated = {api.name: crd_facts(render_crd(api), api.keep) for api in apis}
     assert sorted(generated) == sorted(reference)
     differences = [
         f"{name} {column}: reference {value!r}, generated {generated[name][column]!r}"

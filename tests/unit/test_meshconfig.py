@@ -16,10 +16,10 @@ from meshcharts import meshconfig, render, spec
 from meshcharts.crds import Enum, _ExprParser
 from meshcharts.errors import SpecError
 from meshcharts.paths import Layout
+from tests import REPO as ROOT
 from tests.conftest import data_table
-from tests.unit.test_spec_validation import GOOD_CHART, make_tree, problems_of
+from tests.unit.trees import GOOD_CHART, make_tree, problems_of
 
-ROOT = Path(__file__).resolve().parents[2]
 SPECS = ROOT / "generator" / "specs"
 DATA = ROOT / "tests" / "data" / "istio-1.12-meshconfig"
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import re
 import tomllib
-from pathlib import Path
 
 import pytest
 
 from meshcharts import cli
-
-REPO = Path(__file__).resolve().parents[2]
+from tests import REPO
 
 
 def project_version() -> str:

@@ -13,7 +13,7 @@ import yaml
 from meshcharts import render, spec, write
 from meshcharts.errors import SpecError
 from meshcharts.paths import Layout
-from tests.unit.test_spec_validation import make_tree
+from tests.unit.trees import make_tree
 
 CHART = """\
 apiVersion: meshcharts/v1alpha1

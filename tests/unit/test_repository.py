@@ -15,8 +15,8 @@ import yaml
 from meshcharts import index, package, repo
 from meshcharts.errors import RepoError
 from meshcharts.paths import Layout
+from tests import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 VERSION = str(yaml.safe_load((REPO / "generator" / "specs" / "suite.yaml").read_text())["version"])
 
 

@@ -10,8 +10,7 @@ import pytest
 
 from meshcharts import scan
 from meshcharts.errors import SpecError
-
-REPO = Path(__file__).resolve().parents[2]
+from tests import REPO
 
 
 def test_the_committed_suppressions_load_and_each_says_why() -> None:

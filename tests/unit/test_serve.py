@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from meshcharts import index, repo
+from tests import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SECRET = "meshcharts-serve-test-secret-7f3a"
 
 

@@ -12,10 +12,10 @@ import pytest
 
 from meshcharts.errors import UsageError
 from meshcharts.testing import skips
+from tests import REPO
 
 pytest_plugins = ["pytester"]
 
-REPO = Path(__file__).resolve().parents[2]
 
 ALLOWED = """
 - reason: '^requires ah '

@@ -16,8 +16,8 @@ import pytest
 from meshcharts import tools
 from meshcharts._wait import wait_for
 from meshcharts.errors import ToolError
+from tests import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 MODULES = REPO / "generator" / "meshcharts" / "data" / "toolchain"
 
 

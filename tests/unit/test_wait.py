@@ -7,10 +7,10 @@ import itertools
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from meshcharts import waits
 from meshcharts._wait import wait_for
 from meshcharts.errors import ClusterError, MeshchartsError, WaitTimeout
 from meshcharts.kube import KubeApiError
-from meshcharts.testing import waits
 
 
 def test_wait_for_returns_the_first_truthy_value_of_the_condition() -> None:

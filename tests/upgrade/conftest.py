@@ -10,10 +10,15 @@ from pathlib import Path
 import pytest
 
 from meshcharts import index, package, repo, upgrade
+from meshcharts.cluster import Cluster
+from meshcharts.helm import Helm
 from meshcharts.paths import Layout
+from meshcharts.testing.plugin import Kube
+from tests import REPO
+from tests.cluster_fixtures import BASE_RELEASE
 from tests.e2e.conftest import pytest_collection_modifyitems as _mark_cluster_tests
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.e2e.slate import uninstall_base_and_crds
+from tests.upgrade.steps import RevisionIstiods
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -78,3 +83,29 @@ def recorded(
                 time.monotonic() - start,
             )
         )
+
+
+@pytest.fixture
+def base_slate(mesh_helm: Helm, kube: Kube) -> Iterator[None]:
+    uninstall_base_and_crds(mesh_helm, kube)
+    yield
+    uninstall_base_and_crds(mesh_helm, kube)
+
+
+@pytest.fixture
+def canary_slate(mesh_helm: Helm, kube: Kube) -> Iterator[None]:
+    uninstall_base_and_crds(mesh_helm, kube)
+    yield
+    for release in ("istiod-a", "istiod-b"):
+        mesh_helm.run(["uninstall", release, "--namespace", BASE_RELEASE[1], "--ignore-not-found", "--wait"])
+    uninstall_base_and_crds(mesh_helm, kube)
+
+
+@pytest.fixture
+def revision_istiods(mesh_cluster: Cluster, kube: Kube, request: pytest.FixtureRequest) -> Iterator[RevisionIstiods]:
+    """Real istiods for the revisions a test installs in istio-system, stopped when it ends."""
+    if mesh_cluster.provider != "local":
+        request.getfixturevalue("mesh_real_pods")
+    istiods = RevisionIstiods(mesh_cluster, kube)
+    yield istiods
+    istiods.stop()

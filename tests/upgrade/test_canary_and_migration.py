@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import re
 import subprocess
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client, utils
+from kubernetes import utils
 
-from meshcharts import tools
-from meshcharts.cluster import Cluster
+from meshcharts import controlplane, tools, waits
 from meshcharts.helm import Helm
-from meshcharts.testing import controlplane, waits
 from meshcharts.testing.plugin import Kube
-from tests.e2e.conftest import BASE_RELEASE, CHARTS, ControlPlane, run_istiod, stop_istiod
-from tests.e2e.test_base import uninstall_base_and_crds
+from tests.e2e.conftest import BASE_RELEASE, CHARTS, ControlPlane
 from tests.upgrade.conftest import REPO, published_matrix
+from tests.upgrade.steps import RevisionIstiods, injected_by, labelled_objects, pod, wait_injected_by
 
 # The oldest published istiod of the base line, whose tree (charts/) the canary moves to.
 OLD = min(
@@ -32,53 +24,6 @@ OLD = min(
     key=lambda v: tuple(int(x) for x in v.split(".")),
     default=None,
 )
-
-
-def pod(kube: Kube, namespace: str, name: str) -> None:
-    kube.core.create_namespaced_pod(
-        namespace,
-        client.V1Pod(
-            metadata=client.V1ObjectMeta(name=name),
-            spec=client.V1PodSpec(containers=[client.V1Container(name="app", image="busybox:1.36")]),
-        ),
-    )
-
-
-@pytest.fixture
-def canary_slate(mesh_helm: Helm, kube: Kube) -> Iterator[None]:
-    uninstall_base_and_crds(mesh_helm, kube)
-    yield
-    for release in ("istiod-a", "istiod-b"):
-        mesh_helm.run(["uninstall", release, "--namespace", BASE_RELEASE[1], "--ignore-not-found", "--wait"])
-    uninstall_base_and_crds(mesh_helm, kube)
-
-
-@pytest.fixture
-def revision_istiods(mesh_cluster: Cluster, kube: Kube, request: pytest.FixtureRequest) -> Iterator[RevisionIstiods]:
-    """Real istiods for the revisions a test installs in istio-system, stopped when it ends."""
-    if mesh_cluster.provider != "local":
-        request.getfixturevalue("mesh_real_pods")
-    istiods = RevisionIstiods(mesh_cluster, kube)
-    yield istiods
-    istiods.stop()
-
-
-@dataclass
-class RevisionIstiods:
-    mesh_cluster: Cluster
-    kube: Kube
-    hosts: list[Any] = field(default_factory=list)
-
-    def run(self, revision: str, namespace: str = BASE_RELEASE[1]) -> None:
-        """Run the real istiod of `istiod-<revision>` (restart it, on the host, after its Deployment changed) and
-        wait until its CA is in every webhook configuration of the revision."""
-        self.hosts.append(run_istiod(self.mesh_cluster, self.kube, namespace, f"istiod-{revision}"))
-        controlplane.wait_webhooks_trusted(self.kube, revision, timeout=120)
-
-    def stop(self) -> None:
-        for host in self.hosts:
-            with contextlib.suppress(Exception):
-                stop_istiod(self.mesh_cluster, host)
 
 
 @pytest.mark.skipif(OLD is None, reason="requires a published istiod version in index.yaml")
@@ -127,64 +72,6 @@ def test_canary_from_the_published_revision_to_the_working_tree(
     dangling = [f"{kind} {name}" for kind, name in labelled_objects(kube) if old_rev in name]
     assert dangling == []
     waits.deployment_available(kube.apps, ns, "istiod-canary")
-
-
-def _dry_run_revision(kube: Kube, namespace: str) -> str | None:
-    """The revision whose istiod injects a pod created now in `namespace` (a dry run: no side effects)."""
-    made = kube.core.create_namespaced_pod(
-        namespace,
-        client.V1Pod(
-            metadata=client.V1ObjectMeta(name=f"probe-{time.monotonic_ns()}"),
-            spec=client.V1PodSpec(containers=[client.V1Container(name="app", image="busybox:1.36")]),
-        ),
-        dry_run="All",
-    )
-    status = (made.metadata.annotations or {}).get(controlplane.INJECTED)
-    return str(json.loads(status)["revision"]) if status else None
-
-
-def wait_injected_by(kube: Kube, namespace: str, revision: str) -> None:
-    """The API server matches namespaceSelectors against its namespace cache, which follows a relabel a moment
-    later; dry-run pods show when it has."""
-    waits.wait_until(
-        lambda: _dry_run_revision(kube, namespace) == revision,
-        condition=f"the API server to route namespace {namespace} to revision {revision}'s istiod",
-        timeout=30,
-        describe=lambda: f"injected by: {_dry_run_revision(kube, namespace)}",
-    )
-
-
-def injected_by(kube: Kube, namespace: str) -> dict[str, str | None]:
-    """Each pod of `namespace` -> the revision whose istiod injected it (None: not injected)."""
-    found: dict[str, str | None] = {}
-    for item in kube.core.list_namespaced_pod(namespace).items:
-        status = (item.metadata.annotations or {}).get(controlplane.INJECTED)
-        found[item.metadata.name] = str(json.loads(status)["revision"]) if status else None
-    return found
-
-
-def labelled_objects(kube: Kube) -> list[tuple[str, str]]:
-    found = [
-        ("MutatingWebhookConfiguration", w.metadata.name)
-        for w in kube.admission.list_mutating_webhook_configuration().items
-    ]
-    found += [
-        ("ValidatingWebhookConfiguration", w.metadata.name)
-        for w in kube.admission.list_validating_webhook_configuration().items
-    ]
-    found += [("ClusterRole", r.metadata.name) for r in kube.rbac.list_cluster_role().items]
-    found += [("ClusterRoleBinding", r.metadata.name) for r in kube.rbac.list_cluster_role_binding().items]
-    found += [
-        (kind, o.metadata.name)
-        for kind, items in (
-            ("ConfigMap", kube.core.list_config_map_for_all_namespaces().items),
-            ("Service", kube.core.list_service_for_all_namespaces().items),
-            ("ServiceAccount", kube.core.list_service_account_for_all_namespaces().items),
-            ("Deployment", kube.apps.list_deployment_for_all_namespaces().items),
-        )
-        for o in items
-    ]
-    return found
 
 
 def readme_migration_script() -> str:

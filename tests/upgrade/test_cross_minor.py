@@ -15,36 +15,30 @@ from typing import Any
 import pytest
 import yaml
 
-from meshcharts import index, package, upgrade
+from meshcharts import index, package, upgrade, waits
 from meshcharts.cluster import Cluster
 from meshcharts.helm import Helm
-from meshcharts.testing import waits
 from meshcharts.testing.plugin import Kube
 from tests.cluster_fixtures import stop_istiod
 from tests.e2e.conftest import BASE_RELEASE
 from tests.upgrade.conftest import REPO, recorded
-from tests.upgrade.test_canary_and_migration import (
-    RevisionIstiods,
-    canary_slate,  # noqa: F401 - the fixture, used by name
-    injected_by,
-    labelled_objects,
-    pod,
-    revision_istiods,  # noqa: F401 - the fixture, used by name
-    wait_injected_by,
-)
-from tests.upgrade.test_upgrade_paths import (
+from tests.upgrade.steps import (
     WEBHOOK_KINDS,
+    RevisionIstiods,
     answered,
-    base_slate,  # noqa: F401 - the fixture, used by name
     crds_kept_what_was_served,
     create_user_resources,
+    injected_by,
+    labelled_objects,
     live_crds,
     live_selectors,
     manifest_objects,
     path_slot,
+    pod,
     release_webhooks,
     scenario_values,
     user_resources_intact,
+    wait_injected_by,
     wait_workloads,
     workloads_kept,
 )
