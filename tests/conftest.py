@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from meshcharts import gnupg
+from meshcharts import gnupg, repo
 from meshcharts.paths import Layout
 from tests import REPO
 
@@ -45,3 +45,13 @@ def gnupg_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[s
     yield new
     for home in homes:
         gnupg.stop_agent(home)
+
+
+@pytest.fixture(scope="session")
+def chart_repo() -> Iterator[str]:
+    """The repository served over HTTP on loopback, as `helm repo add` users see it."""
+    server = repo.serve(REPO, port=0, background=True)
+    try:
+        yield server.url
+    finally:
+        server.stop()

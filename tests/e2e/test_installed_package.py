@@ -16,12 +16,11 @@ import subprocess
 import sys
 import tomllib
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from meshcharts import repo, tools
+from meshcharts import tools
 from tests import REPO
 
 README = REPO / "README.md"
@@ -128,16 +127,6 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def served_repository() -> Iterator[str]:
-    """This tree's committed Helm repository (index.yaml, archives, provenance) on loopback, as it is published."""
-    server = repo.serve(REPO, port=0, background=True)
-    try:
-        yield server.url
-    finally:
-        server.stop()
-
-
 def test_the_wheel_carries_what_the_installed_package_reads_at_run_time(dist: Path) -> None:
     import zipfile
 
@@ -167,7 +156,7 @@ def test_the_wheel_carries_what_the_installed_package_reads_at_run_time(dist: Pa
 
 
 def test_a_users_project_runs_the_readme_example_from_the_installed_wheel(
-    dist: Path, served_repository: str, tmp_path: Path
+    dist: Path, chart_repo: str, tmp_path: Path
 ) -> None:
     section = readme_section("Test your own values in CI")
     [commands, *_] = [shell_commands(block) for block in fenced(section, "sh")]
@@ -185,7 +174,7 @@ def test_a_users_project_runs_the_readme_example_from_the_installed_wheel(
 
     def as_here(command: str) -> str:
         command = command.replace(".venv/bin/pip install meshcharts", f".venv/bin/pip install --quiet {wheel}")
-        command = command.replace("https://meshcharts.github.io/charts", served_repository)
+        command = command.replace("https://meshcharts.github.io/charts", chart_repo)
         return command.replace("--name my-values", f"--name {cluster}").replace(
             "--cluster-name my-values", f"--cluster-name {cluster}"
         )

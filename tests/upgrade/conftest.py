@@ -50,16 +50,6 @@ def target_tree(path: upgrade.UpgradePath) -> Path:
     return Layout(REPO, path.line).charts / path.chart
 
 
-@pytest.fixture(scope="session")
-def chart_repo() -> Iterator[str]:
-    """The repository served over HTTP on loopback, as `helm repo add` users see it."""
-    server = repo.serve(REPO, port=0, background=True)
-    try:
-        yield server.url
-    finally:
-        server.stop()
-
-
 @contextlib.contextmanager
 def recorded(
     results: list[upgrade.PathResult], path: upgrade.UpgradePath, scenario: str, mode: str, helm_major: int
