@@ -95,13 +95,29 @@ def _cmd_tools_install(args: argparse.Namespace) -> int:
         if event.step != "cached":
             _progress_line(event)
 
-    paths = tools.install(args.names, k8s_version=args.k8s_version, progress=report)
+    if args.job:
+        if args.names:
+            raise UsageError(f"give tool names or --job {args.job}, not both")
+        job = tools.JOBS[args.job]
+        paths = tools.install(job.tools, k8s_version=job.kubernetes[0], progress=report)
+        for version in job.kubernetes[1:]:
+            extra = tools.install(tools.KUBERNETES_COMPONENTS, k8s_version=version, progress=report)
+            paths.update({f"{name} ({version})": path for name, path in extra.items()})
+    else:
+        paths = tools.install(args.names, k8s_version=args.k8s_version, progress=report)
     built = any(e.step == "done" for e in events)
     where = tools.cache_root() / "toolchain"
     _say(f"toolchain {'built' if built else 'up to date'} in {where} ({time.monotonic() - start:.1f}s)")
     if built:
         for name, path in paths.items():
             _say(f"  {name:<24} {path}")
+    return 0
+
+
+def _cmd_tools_kubernetes(args: argparse.Namespace) -> int:
+    from meshcharts import tools
+
+    print("\n".join(tools.JOBS[args.job].kubernetes))
     return 0
 
 
@@ -522,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     lint_cmd.add_argument("--helm", type=int, choices=(4, 3), default=4, help="Helm major version (default 4)")
     lint_cmd.set_defaults(handler=_cmd_lint)
 
-    from meshcharts.tools import DEFAULT_KUBERNETES, KUBERNETES_RELEASES
+    from meshcharts.tools import DEFAULT_KUBERNETES, JOBS, KUBERNETES_RELEASES
 
     tools_cmd = sub.add_parser("tools", help="build or find the pinned toolchain (helm, kubectl, kwok, ...)")
     tools_sub = tools_cmd.add_subparsers(dest="tools_command", required=True, metavar="ACTION")
@@ -534,7 +550,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(KUBERNETES_RELEASES),
         help="Kubernetes release to build (default: %(default)s)",
     )
+    install.add_argument(
+        "--job",
+        choices=sorted(JOBS),
+        help="build what a job needs: main (./run.sh) or ci (.ci/test), each Kubernetes release it runs on",
+    )
     install.set_defaults(handler=_cmd_tools_install)
+    job = tools_sub.add_parser("kubernetes", help="print the Kubernetes releases a job runs on, one per line")
+    job.add_argument("job", choices=sorted(JOBS))
+    job.set_defaults(handler=_cmd_tools_kubernetes)
     where = tools_sub.add_parser("path", help="print the path of a built tool")
     where.add_argument("name", metavar="NAME")
     where.add_argument(

@@ -108,6 +108,26 @@ KUBERNETES_RELEASES: Mapping[str, str] = {
     "v1.30.4": "kubernetes-1.30",
 }
 KUBERNETES_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+# What a local cluster runs (kwokctl's binary runtime on these), and what drives charts onto it.
+LOCAL_CLUSTER_TOOLS = (*KUBERNETES_COMPONENTS, "etcd", "kwok", "kwokctl")
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one job needs built: `tools` for the first Kubernetes release (empty: every tool), and the
+    Kubernetes components for each further release in `kubernetes`."""
+
+    tools: tuple[str, ...]
+    kubernetes: tuple[str, ...]
+
+
+# The one list of what each job needs, read by .ci/setup, .ci/test, the local provider and the tests:
+# `main` is ./run.sh (a local cluster, Helm 4 and the real istiod); `ci` is .ci/test (every tool, and the cluster
+# layers once more on the oldest Kubernetes release the toolchain builds).
+JOBS: Mapping[str, Job] = {
+    "main": Job(tools=(*LOCAL_CLUSTER_TOOLS, "helm", "pilot-discovery"), kubernetes=(DEFAULT_KUBERNETES,)),
+    "ci": Job(tools=(), kubernetes=(DEFAULT_KUBERNETES, "v1.30.4")),
+}
 
 
 def _kubernetes_ldflags(version: str) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ import pytest
 from meshcharts import tools
 from meshcharts.errors import ToolError
 
-NEEDED = ("kwokctl", "kwok", "etcd", *tools.KUBERNETES_COMPONENTS, "helm", "helm3")
+NEEDED = (*tools.LOCAL_CLUSTER_TOOLS, "helm", "helm3")
 NEEDED_ELSEWHERE = ("helm", "helm3")
 """On kind or an existing cluster only Helm comes from the toolchain (--k8s-version is then a kind minor)."""
 

@@ -24,7 +24,7 @@ from meshcharts.helm import Helm
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
-NEEDED = ("kwokctl", "kwok", "etcd", *tools.KUBERNETES_COMPONENTS, "helm", "helm3")
+NEEDED = (*tools.LOCAL_CLUSTER_TOOLS, "helm", "helm3")
 
 
 @pytest.fixture(scope="module", autouse=True)

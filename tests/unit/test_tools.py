@@ -342,3 +342,19 @@ def test_verify_runs_the_version_command_and_returns_its_first_line(tmp_path: Pa
     _fake_binary(tmp_path / "etcd", "etcd Version: 3.4.23")
     with pytest.raises(ToolError, match=r"etcd Version: 3\.4\.23"):
         tools.verify(binary, tmp_path / "etcd")
+
+
+def test_each_job_names_tools_and_kubernetes_releases_the_toolchain_builds() -> None:
+    """tools.JOBS is the one list of what a job needs; .ci/setup and .ci/test read it instead of naming tools or
+    Kubernetes releases themselves."""
+    names = {b.name for build in tools.builds(tools.DEFAULT_KUBERNETES) for b in build.binaries}
+    for name, job in tools.JOBS.items():
+        assert set(job.tools) <= names, (name, set(job.tools) - names)
+        assert job.kubernetes[0] == tools.DEFAULT_KUBERNETES, name
+        assert set(job.kubernetes) <= set(tools.KUBERNETES_RELEASES), name
+    assert set(tools.LOCAL_CLUSTER_TOOLS) <= set(tools.JOBS["main"].tools)
+    for script in (".ci/setup", ".ci/test"):
+        text = (REPO / script).read_text()
+        assert "--job" in text or "tools kubernetes ci" in text, script
+        for version in tools.KUBERNETES_RELEASES:
+            assert version not in text, f"{script} names Kubernetes {version}; read it from tools.JOBS"
