@@ -83,27 +83,27 @@ def load_value_types(types_dir: Path, crds_dir: Path) -> dict[str, dict[str, Any
 
     A file's types may use the shared types of `crds_dir`/_*.yaml; unused or unknown types are problems.
     """
-    problems = crds._Problems()
+    problems = crds.Problems()
     base = types_dir.parent
-    shared_files: list[crds._File] = []
+    shared_files: list[crds.SpecFile] = []
     for path in sorted(crds_dir.glob("_*.yaml")):
         where = str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
-        data = crds._read(path, where, problems)
+        data = crds.read_spec(path, where, problems)
         if data is not None:
-            file = crds._File(where=where, stem=path.stem, data=data)
-            crds._parse_types_block(file, problems)
+            file = crds.SpecFile(where=where, stem=path.stem, data=data)
+            crds.parse_types_block(file, problems)
             shared_files.append(file)
     shared = {name: expr for file in shared_files for name, expr in file.types.items()}
     schemas: dict[str, dict[str, Any]] = {}
     for path in sorted(types_dir.glob("*.yaml")):
         where = str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
-        data = crds._read(path, where, problems)
+        data = crds.read_spec(path, where, problems)
         if data is None:
             continue
-        crds._check_header(data, where, "ValuesType", problems)
-        crds._check_keys(data, where, _FILE_KEYS, problems)
-        file = crds._File(where=where, stem=path.stem, data=data)
-        crds._parse_types_block(file, problems)
+        crds.check_header(data, where, "ValuesType", problems)
+        crds.check_keys(data, where, _FILE_KEYS, problems)
+        file = crds.SpecFile(where=where, stem=path.stem, data=data)
+        crds.parse_types_block(file, problems)
         for name in file.types:
             if name in shared:
                 problems.add(f"{where}:types.{name}", "shadows the shared type of that name in ../crds; rename one")
@@ -115,7 +115,7 @@ def load_value_types(types_dir: Path, crds_dir: Path) -> dict[str, dict[str, Any
         used = {root}
         pending = [file.types[root]]
         while pending:
-            for ref in crds._refs(pending.pop()):
+            for ref in crds.refs(pending.pop()):
                 if ref.name not in scope:
                     problems.add(ref.where, f"unknown type {ref.name!r}")
                 elif ref.name not in used:
@@ -124,7 +124,7 @@ def load_value_types(types_dir: Path, crds_dir: Path) -> dict[str, dict[str, Any
         for name in file.types:
             if name not in used:
                 problems.add(f"{where}:types.{name}", f"declared but not reachable from {root}")
-        crds._find_cycles({n: (f"{where}:types.{n}", e) for n, e in file.types.items()}, problems)
+        crds.find_cycles({n: (f"{where}:types.{n}", e) for n, e in file.types.items()}, problems)
         if not problems.items:
             schemas[root] = json_schema(file.types[root], scope)
     if problems.items:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from meshcharts import meshconfig, render, spec
-from meshcharts.crds import Enum, _ExprParser
+from meshcharts.crds import Enum, ExprParser
 from meshcharts.errors import SpecError
 from meshcharts.paths import Layout
 from tests import REPO as ROOT
@@ -100,7 +100,7 @@ def test_valid_and_bad_cases_of_the_test_data_agree_with_the_schema(schema: dict
 
 
 def test_enum_numbers_count_from_zero_and_follow_an_explicit_number() -> None:
-    expr = _ExprParser("enum(A, B=1000, C)", "x").parse()
+    expr = ExprParser("enum(A, B=1000, C)", "x").parse()
     assert isinstance(expr, Enum)
     assert (expr.values, expr.numbers) == (("A", "B", "C"), (0, 1000, 1001))
 

@@ -1,0 +1,110 @@
+"""An APIType rendered as an apiextensions.k8s.io/v1 CustomResourceDefinition with structural schemas."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from meshcharts.crds.model import (
+    CRD_API_VERSION,
+    SCALARS,
+    APIType,
+    Array,
+    Enum,
+    Map,
+    Object,
+    PrinterColumn,
+    Ref,
+    Scalar,
+    TypeExpr,
+)
+
+
+def _schema(expr: TypeExpr, types: Mapping[str, TypeExpr]) -> dict[str, Any]:
+    node: dict[str, Any]
+    match expr:
+        case Scalar(name=name):
+            node = dict(SCALARS[name])
+        case Enum(values=values):
+            node = {"type": "string", "enum": list(values)}
+        case Array(item=item):
+            node = {"type": "array", "items": _schema(item, types)}
+        case Map(value=value):
+            node = {"type": "object", "additionalProperties": _schema(value, types)}
+        case Ref(name=name):
+            node = _schema(types[name], types)
+        case Object(fields=fields, one_of=one_of):
+            node = {"type": "object", "properties": {name: _schema(sub, types) for name, sub in fields}}
+            if one_of:
+                required = [{"required": [name]} for name in one_of]
+                node["oneOf"] = [{"not": {"anyOf": required}}, *required]
+    if expr.nullable:
+        node["nullable"] = True
+    if expr.doc:
+        node["description"] = expr.doc
+    return node
+
+
+def sorted_keys(value: Any) -> Any:
+    """Keys sorted at every level (list order kept), so output is stable and reads like kubectl's."""
+    if isinstance(value, dict):
+        return {key: sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [sorted_keys(item) for item in value]
+    return value
+
+
+def version_schema(api: APIType) -> dict[str, Any]:
+    """The openAPIV3Schema that every version of `api` serves (versions share one schema)."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "description": api.description,
+        "properties": {"spec": _schema(api.spec, api.types), "status": _schema(api.status, api.types)},
+    }
+    return sorted_keys(schema)  # type: ignore[no-any-return]
+
+
+def render_crd(api: APIType) -> dict[str, Any]:
+    """The apiextensions.k8s.io/v1 CustomResourceDefinition of `api`, without labels or annotations."""
+    schema = version_schema(api)
+    names: dict[str, Any] = {
+        "kind": api.kind,
+        "listKind": api.list_kind,
+        "plural": api.plural,
+        "singular": api.singular,
+    }
+    if api.short_names:
+        names["shortNames"] = list(api.short_names)
+    if api.categories:
+        names["categories"] = list(api.categories)
+    versions = []
+    for version in api.versions:
+        entry: dict[str, Any] = {
+            "name": version.name,
+            "served": version.served,
+            "storage": version.storage,
+            "schema": {"openAPIV3Schema": schema},
+        }
+        if version.printer_columns:
+            entry["additionalPrinterColumns"] = [_column(c) for c in version.printer_columns]
+        if api.status_subresource:
+            entry["subresources"] = {"status": {}}
+        versions.append(entry)
+    crd = {
+        "apiVersion": CRD_API_VERSION,
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": api.name},
+        "spec": {"group": api.group, "names": names, "scope": api.scope, "versions": versions},
+    }
+    return sorted_keys(crd)  # type: ignore[no-any-return]
+
+
+def _column(column: PrinterColumn) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": column.name, "type": column.type, "jsonPath": column.json_path}
+    if column.description is not None:
+        out["description"] = column.description
+    if column.format is not None:
+        out["format"] = column.format
+    if column.priority is not None:
+        out["priority"] = column.priority
+    return out
