@@ -302,3 +302,50 @@ def test_a_kept_cluster_lives_on_after_its_creator_while_its_processes_run(tmp_p
     assert local.orphaned("kept") is None
     (pids / "etcd.pid").write_text(f"{_dead_pid()}\n")
     assert local.orphaned("kept") == "none of its processes runs"
+
+
+def _orphan_never_finished(cache: Path, name: str) -> Path:
+    """A local cluster as a test run killed during `up` leaves it: kwokctl's directory without kwok.yaml, and an
+    owner record naming a process that has exited."""
+    local = cluster.Local(cache)
+    directory = local.cluster_dir(name)
+    (directory / "pids").mkdir(parents=True)
+    (directory / "kubeconfig.yaml").write_text("apiVersion: v1\nkind: Config\n")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    local.owner_path(name).parent.mkdir(parents=True, exist_ok=True)
+    local.owner_path(name).write_text(json.dumps({"pid": int(gone.stdout), "started": None, "kept": False}) + "\n")
+    return directory
+
+
+def test_prune_removes_a_cluster_killed_before_kwokctl_wrote_its_configuration(tmp_path: Path) -> None:
+    """kwokctl cannot delete such a cluster (it reads kwok.yaml first), and a test run's prune failed on it."""
+    directory = _orphan_never_finished(tmp_path, "killed-early")
+    said: list[str] = []
+    assert cluster.prune(cache=tmp_path, say=said.append) == ["killed-early"]
+    assert not directory.exists()
+    assert not cluster.Local(tmp_path).owner_path("killed-early").exists()
+    assert any("was never finished (no kwok.yaml)" in line for line in said), said
+
+
+def test_concurrent_prunes_take_each_orphan_down_once(tmp_path: Path) -> None:
+    """pytest-xdist workers prune at once; each orphan is taken down by one of them, the others find it gone."""
+    names = [f"orphan-{n}" for n in range(4)]
+    for name in names:
+        _orphan_never_finished(tmp_path, name)
+    errors: list[BaseException] = []
+    pruned: list[list[str]] = []
+
+    def prune() -> None:
+        try:
+            pruned.append(cluster.prune(cache=tmp_path))
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=prune) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert not any(cluster.Local(tmp_path).cluster_dir(name).exists() for name in names)
+    assert {n for run in pruned for n in run} == set(names)

@@ -465,6 +465,14 @@ def _stop_istiods(local: Local, name: str, *, timeout: float, say: Say) -> dict[
 
 
 def down(local: Local, name: str, *, timeout: float, say: Say) -> None:
+    """Take cluster `name` down: its istiods, kwokctl's components, the egress proxy, its records. One process at
+    a time per cluster: test runs prune at their start, several at once (pytest-xdist workers), and each would
+    otherwise delete the same orphan under the others' feet (kwokctl then fails on the files already gone)."""
+    with tools.locked(local.workdir / "locks" / f"{name}.lock"):
+        _down(local, name, timeout=timeout, say=say)
+
+
+def _down(local: Local, name: str, *, timeout: float, say: Say) -> None:
     egress = local.egress(name)
     istiods = _stop_istiods(local, name, timeout=timeout, say=say)
     if not local.exists(name):
@@ -475,10 +483,15 @@ def down(local: Local, name: str, *, timeout: float, say: Say) -> None:
         else:
             say(f"no local cluster {name}")
         return
-    try:
-        kwokctl = tools.path("kwokctl", cache=local.cache)
-    except ToolError as err:
-        raise ClusterError(f"cannot take local cluster {name} down: {err}") from err
+    # A cluster whose `up` was killed before kwokctl wrote its configuration cannot be deleted by kwokctl (it
+    # reads kwok.yaml first): its processes are stopped below and its directory removed here instead.
+    half_made = not (local.cluster_dir(name) / "kwok.yaml").is_file()
+    kwokctl = None
+    if not half_made:
+        try:
+            kwokctl = tools.path("kwokctl", cache=local.cache)
+        except ToolError as err:
+            raise ClusterError(f"cannot take local cluster {name} down: {err}") from err
     pids = local.pids(name)
     ports = local.ports(name)
     executables = local.component_executables(name)
@@ -490,14 +503,18 @@ def down(local: Local, name: str, *, timeout: float, say: Say) -> None:
         if pid not in known:
             say(f"pid {pid} of local cluster {name} has no pid file: {cmdline}")
             ours[f"pid {pid}"] = pid
-    run_tool(
-        [str(kwokctl), "delete", "cluster", "--name", name],
-        env=local.env({"kwokctl": kwokctl}),
-        timeout=timeout,
-        what=f"deleting local cluster {name}",
-    )
+    if kwokctl is not None:
+        run_tool(
+            [str(kwokctl), "delete", "cluster", "--name", name],
+            env=local.env({"kwokctl": kwokctl}),
+            timeout=timeout,
+            what=f"deleting local cluster {name}",
+        )
     deadline = time.monotonic() + timeout
     left = stop_pids(ours, deadline=deadline, say=say)
+    if half_made and not left:
+        say(f"local cluster {name} was never finished (no kwok.yaml); removing {local.cluster_dir(name)}")
+        shutil.rmtree(local.cluster_dir(name))
     ours.update(istiods)
     proxy = egress.pid()
     egress.stop(timeout=max(1.0, deadline - time.monotonic()))
