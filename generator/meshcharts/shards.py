@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -105,7 +106,5 @@ def merge(shards: Sequence[Path], out: Path) -> Merged:
             os.replace(file, out / file.name)
             written.append(out / file.name)
     finally:
-        for leftover in staging.iterdir():
-            leftover.unlink()
-        staging.rmdir()
+        shutil.rmtree(staging, ignore_errors=True)
     return Merged(paths, len(cases), written)

@@ -9,7 +9,6 @@ never. A subset of the matrix keeps the cost to a few minutes; which paths a sha
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -17,11 +16,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from junitparser import JUnitXml
 
 from meshcharts import cluster as cluster_mod
 from meshcharts import tools
 from tests import REPO
+from tests.shard_reports import report_of
 
 SELECTION = ["tests/upgrade/test_upgrade_paths.py", "-k", "test_upgrade_path and gateway-1.12.1-to"]
 SPLITS = 3
@@ -30,19 +29,6 @@ pytestmark = [
     pytest.mark.local_only("runs the matrix four times in a local cluster of its own, with the local provider"),
     pytest.mark.slow,
 ]
-
-
-def report_of(directory: Path) -> tuple[list[tuple[str, ...]], list[str], list[tuple[str, str, bool]]]:
-    rows = json.loads((directory / "upgrade-report.json").read_text())
-    keys = ("chart", "from_version", "to_version", "scenario", "mode", "helm", "outcome")
-    paths = sorted(tuple(str(row[k]) for k in keys) for row in rows)
-    markdown = (directory / "upgrade-report.md").read_text()
-    matrix = [line for line in markdown.split("| chart |")[0].splitlines() if line.startswith("|")]
-    cases = sorted(
-        (case.classname, case.name, case.is_passed) for suite in JUnitXml.fromfile(str(directory / "junit.xml"))
-        for case in suite
-    )  # fmt: skip
-    return paths, matrix, cases
 
 
 def test_the_upgrade_matrix_in_shards_merges_into_the_unsharded_report(

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from junitparser import JUnitXml
 
 from meshcharts import cli, shards
 from meshcharts.errors import UsageError
 from meshcharts.upgrade import PathResult, write_report
+from tests.shard_reports import report_of
 
 pytest_plugins = ["pytester"]
 
@@ -32,24 +32,6 @@ def test_path(upgrade_results, chart, old, mode):
 def test_not_a_path():
     pass
 """
-
-
-def comparable(directory: Path) -> tuple[list[tuple[str, ...]], list[str], set[tuple[str, str, str]]]:
-    """Paths with their outcomes, the matrix tables of the Markdown report, and the JUnit cases with results."""
-    rows = json.loads((directory / "upgrade-report.json").read_text())
-    paths = sorted(tuple(str(r[k]) for k in ("chart", "from_version", "to_version", "scenario", "mode", "helm",
-                                               "outcome")) for r in rows)  # fmt: skip
-    markdown = (directory / "upgrade-report.md").read_text()
-    # The from x to tables come before the table of every path (whose seconds differ from run to run).
-    matrix = [line for line in markdown.split("| chart |")[0].splitlines() if line.startswith("|")]
-    assert matrix, markdown
-    xml = JUnitXml.fromfile(str(directory / "junit.xml"))
-    cases = {
-        (case.classname, case.name, "passed" if case.is_passed else "failed" if case.result else "?")
-        for suite in xml
-        for case in suite
-    }
-    return paths, matrix, cases
 
 
 @pytest.mark.parametrize("splits", [3])
@@ -74,7 +56,7 @@ def test_shards_merged_equal_the_unsharded_run(pytester: pytest.Pytester, splits
     assert selected == 13, "every test runs in exactly one shard"
     merged = pytester.path / "merged"
     assert cli.main(["merge-results", "--out", str(merged), *map(str, parts)]) == 0
-    assert comparable(merged) == comparable(whole)
+    assert report_of(merged) == report_of(whole)
     assert "11/12 paths passed" in (merged / "upgrade-report.md").read_text()
 
 

@@ -77,13 +77,12 @@ def kind_minor(k8s_version: str) -> str:
     return f"{int(match[1])}.{int(match[2])}"
 
 
-def kind_files(kind_dir: Path | None = None) -> tuple[Path, Path]:
-    """The base cluster config and the node image table: package data (meshcharts/data/kind) unless `kind_dir`."""
-    if kind_dir is None:
-        try:
-            kind_dir = package_data("kind")
-        except UsageError as err:
-            raise ClusterError(str(err)) from err
+def kind_files() -> tuple[Path, Path]:
+    """The base cluster config and the node image table: package data (meshcharts/data/kind)."""
+    try:
+        kind_dir = package_data("kind")
+    except UsageError as err:
+        raise ClusterError(str(err)) from err
     return kind_dir / "cluster.yaml", kind_dir / "node-images.yaml"
 
 
