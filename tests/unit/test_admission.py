@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from meshcharts._wait import wait_for
 from meshcharts.testing import admission
 from meshcharts.testing.admission import INJECTED_BY, AdmissionRecorder, RecorderError, patch_ca_bundle, where
+from meshcharts.waits import wait_for
 
 
 @pytest.fixture
@@ -171,7 +171,7 @@ def test_wait_for_that_runs_out_names_the_condition_and_lists_what_was_recorded(
     after a few readings, whatever the machine's load."""
     _send(recorder, "/inject", _review(namespace="other", name="unrelated"))
     readings = iter(range(1_000_000))
-    monkeypatch.setattr(admission.time, "monotonic", lambda: 0.2 * next(readings))
+    monkeypatch.setattr(admission.recorder.time, "monotonic", lambda: 0.2 * next(readings))
     with pytest.raises(RecorderError) as err:
         recorder.wait_for(where(namespace="apps"), timeout=0.5, condition="a pod of namespace apps reaches /inject")
     assert next(readings) < 10, "wait_for read the clock many times: it did not stop at its deadline"

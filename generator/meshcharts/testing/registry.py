@@ -14,17 +14,39 @@ import socket
 import subprocess
 import urllib.error
 import urllib.request
+from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from meshcharts._wait import wait_for
 from meshcharts.errors import MeshchartsError
+from meshcharts.waits import wait_for
 
 BINARY = Path("/usr/bin/docker-registry")
 MISSING = "requires docker-registry (Debian package docker-registry)"
 HOST = "127.0.0.1"
 _LOG_TAIL = 30
+
+
+class StartStop(ABC):
+    """A server a test starts and stops; as a context manager, `with` starts it and stops it however the block ends.
+
+    The OCI registry here and the admission recorder (meshcharts.testing.admission) are both.
+    """
+
+    @abstractmethod
+    def start(self) -> Self: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
 
 
 class RegistryError(MeshchartsError):
@@ -59,7 +81,7 @@ def config_text(storage: Path, host: str, port: int) -> str:
     return json.dumps(config, indent=2) + "\n"
 
 
-class OciRegistry:
+class OciRegistry(StartStop):
     """One registry process serving plain HTTP on 127.0.0.1; use as a context manager."""
 
     def __init__(self, workdir: Path, *, binary: Path | None = None, host: str = HOST) -> None:
@@ -155,7 +177,6 @@ class OciRegistry:
             what=f"{url} to answer 200",
             timeout=timeout,
             describe=lambda: f"last: {last}; its log ({self.log_path}):\n{self.log_tail()}",
-            error=RegistryError,
         )
 
     def stop(self, *, timeout: float = 10.0) -> None:
@@ -184,11 +205,3 @@ class OciRegistry:
         with urllib.request.urlopen(f"http://{self.address}/v2/{repository}/tags/list", timeout=10) as response:
             data = json.loads(response.read())
         return sorted(data.get("tags") or [])
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
