@@ -9,11 +9,24 @@ import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from meshcharts import tools
 from meshcharts.errors import HelmError
 
 HELM_TOOLS = {4: "helm", 3: "helm3"}
+
+
+class DeployOptions(TypedDict, total=False):
+    """The options install and upgrade share; each left out takes its default: no values files, no --set, the
+    chart's latest version, no --wait, a 300 s timeout, no extra arguments."""
+
+    values: Sequence[Path]
+    set_values: Mapping[str, str] | None
+    version: str | None
+    wait: bool
+    timeout: float
+    extra: Sequence[str]
 
 
 class Helm:
@@ -125,12 +138,12 @@ class Helm:
         chart: str | Path,
         *,
         namespace: str,
-        values: Sequence[Path],
-        set_values: Mapping[str, str] | None,
-        version: str | None,
-        wait: bool,
-        timeout: float,
-        extra: Sequence[str],
+        values: Sequence[Path] = (),
+        set_values: Mapping[str, str] | None = None,
+        version: str | None = None,
+        wait: bool = False,
+        timeout: float = 300.0,
+        extra: Sequence[str] = (),
     ) -> str:
         args = [*verb, release, str(chart), "--namespace", namespace, *self._values_args(values, set_values)]
         if version:
@@ -146,26 +159,10 @@ class Helm:
         *,
         namespace: str,
         create_namespace: bool = True,
-        values: Sequence[Path] = (),
-        set_values: Mapping[str, str] | None = None,
-        version: str | None = None,
-        wait: bool = False,
-        timeout: float = 300.0,
-        extra: Sequence[str] = (),
+        **options: Unpack[DeployOptions],
     ) -> str:
         verb = ["install", "--create-namespace"] if create_namespace else ["install"]
-        return self._deploy(
-            verb,
-            release,
-            chart,
-            namespace=namespace,
-            values=values,
-            set_values=set_values,
-            version=version,
-            wait=wait,
-            timeout=timeout,
-            extra=extra,
-        )
+        return self._deploy(verb, release, chart, namespace=namespace, **options)
 
     def upgrade(
         self,
@@ -174,26 +171,10 @@ class Helm:
         *,
         namespace: str,
         install: bool = False,
-        values: Sequence[Path] = (),
-        set_values: Mapping[str, str] | None = None,
-        version: str | None = None,
-        wait: bool = False,
-        timeout: float = 300.0,
-        extra: Sequence[str] = (),
+        **options: Unpack[DeployOptions],
     ) -> str:
         verb = ["upgrade", "--install"] if install else ["upgrade"]
-        return self._deploy(
-            verb,
-            release,
-            chart,
-            namespace=namespace,
-            values=values,
-            set_values=set_values,
-            version=version,
-            wait=wait,
-            timeout=timeout,
-            extra=extra,
-        )
+        return self._deploy(verb, release, chart, namespace=namespace, **options)
 
     def rollback(
         self,

@@ -128,12 +128,8 @@ def _value_schema(value: Value) -> dict[str, Any]:
     schema.update(_type_schema(value.type))
     if value.enum:
         schema["enum"] = list(value.enum) + ([None] if value.type.nullable else [])
-    if value.minimum is not None:
-        schema["minimum"] = value.minimum
-    if value.maximum is not None:
-        schema["maximum"] = value.maximum
-    if value.pattern is not None:
-        schema["pattern"] = value.pattern
+    bounds = {"minimum": value.minimum, "maximum": value.maximum, "pattern": value.pattern}
+    schema.update({key: bound for key, bound in bounds.items() if bound is not None})
     if value.deprecated:
         schema["deprecated"] = True
         schema["description"] = f"Deprecated: {value.deprecated} {_doc(value)}"

@@ -5,35 +5,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from meshcharts.crds.model import (
-    CRD_API_VERSION,
-    SCALARS,
-    APIType,
-    Array,
-    Enum,
-    Map,
-    Object,
-    PrinterColumn,
-    Ref,
-    Scalar,
-    TypeExpr,
-)
+from meshcharts.crds import model
 
 
-def _schema(expr: TypeExpr, types: Mapping[str, TypeExpr]) -> dict[str, Any]:
+def _schema(expr: model.TypeExpr, types: Mapping[str, model.TypeExpr]) -> dict[str, Any]:
     node: dict[str, Any]
     match expr:
-        case Scalar(name=name):
-            node = dict(SCALARS[name])
-        case Enum(values=values):
+        case model.Scalar(name=name):
+            node = dict(model.SCALARS[name])
+        case model.Enum(values=values):
             node = {"type": "string", "enum": list(values)}
-        case Array(item=item):
+        case model.Array(item=item):
             node = {"type": "array", "items": _schema(item, types)}
-        case Map(value=value):
+        case model.Map(value=value):
             node = {"type": "object", "additionalProperties": _schema(value, types)}
-        case Ref(name=name):
+        case model.Ref(name=name):
             node = _schema(types[name], types)
-        case Object(fields=fields, one_of=one_of):
+        case model.Object(fields=fields, one_of=one_of):
             node = {"type": "object", "properties": {name: _schema(sub, types) for name, sub in fields}}
             if one_of:
                 required = [{"required": [name]} for name in one_of]
@@ -54,7 +42,7 @@ def sorted_keys(value: Any) -> Any:
     return value
 
 
-def version_schema(api: APIType) -> dict[str, Any]:
+def version_schema(api: model.APIType) -> dict[str, Any]:
     """The openAPIV3Schema that every version of `api` serves (versions share one schema)."""
     schema: dict[str, Any] = {
         "type": "object",
@@ -64,7 +52,7 @@ def version_schema(api: APIType) -> dict[str, Any]:
     return sorted_keys(schema)  # type: ignore[no-any-return]
 
 
-def render_crd(api: APIType) -> dict[str, Any]:
+def render_crd(api: model.APIType) -> dict[str, Any]:
     """The apiextensions.k8s.io/v1 CustomResourceDefinition of `api`, without labels or annotations."""
     schema = version_schema(api)
     names: dict[str, Any] = {
@@ -91,7 +79,7 @@ def render_crd(api: APIType) -> dict[str, Any]:
             entry["subresources"] = {"status": {}}
         versions.append(entry)
     crd = {
-        "apiVersion": CRD_API_VERSION,
+        "apiVersion": model.CRD_API_VERSION,
         "kind": "CustomResourceDefinition",
         "metadata": {"name": api.name},
         "spec": {"group": api.group, "names": names, "scope": api.scope, "versions": versions},
@@ -99,12 +87,7 @@ def render_crd(api: APIType) -> dict[str, Any]:
     return sorted_keys(crd)  # type: ignore[no-any-return]
 
 
-def _column(column: PrinterColumn) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": column.name, "type": column.type, "jsonPath": column.json_path}
-    if column.description is not None:
-        out["description"] = column.description
-    if column.format is not None:
-        out["format"] = column.format
-    if column.priority is not None:
-        out["priority"] = column.priority
-    return out
+def _column(column: model.PrinterColumn) -> dict[str, Any]:
+    optional = {"description": column.description, "format": column.format, "priority": column.priority}
+    required = {"name": column.name, "type": column.type, "jsonPath": column.json_path}
+    return required | {key: value for key, value in optional.items() if value is not None}

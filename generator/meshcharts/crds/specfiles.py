@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,6 +141,20 @@ def _names(node: Mapping[str, Any], key: str, where: str, problems: Problems) ->
     return tuple(value)
 
 
+def _mappings(
+    node: list[Any], where: str, allowed: Iterable[str], expected: str, problems: Problems
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each entry of the list `node` that is a mapping, with where it is, its keys checked against `allowed`; any
+    other entry is reported: it must be `expected`."""
+    for index, entry in enumerate(node):
+        at = f"{where}[{index}]"
+        if not isinstance(entry, dict):
+            problems.add(at, f"must be {expected}")
+            continue
+        check_keys(entry, at, allowed, problems)
+        yield at, entry
+
+
 def _printer_columns(node: Any, where: str, problems: Problems) -> tuple[PrinterColumn, ...]:
     if node is None:
         return ()
@@ -148,12 +162,7 @@ def _printer_columns(node: Any, where: str, problems: Problems) -> tuple[Printer
         problems.add(where, "must be a list of columns")
         return ()
     columns = []
-    for index, col in enumerate(node):
-        at = f"{where}[{index}]"
-        if not isinstance(col, dict):
-            problems.add(at, "must be a mapping with name, type and jsonPath")
-            continue
-        check_keys(col, at, _COLUMN_KEYS, problems)
+    for at, col in _mappings(node, where, _COLUMN_KEYS, "a mapping with name, type and jsonPath", problems):
         name = _string(col, "name", at, problems)
         ctype = _string(col, "type", at, problems)
         if ctype is not None and ctype not in PRINTER_COLUMN_TYPES:
@@ -191,12 +200,8 @@ def _versions(
         problems.add(where, "must list at least one version, e.g. [{name: v1alpha1, storage: true}]")
         return ()
     versions = []
-    for index, entry in enumerate(node):
-        at = f"{where}[{index}]"
-        if not isinstance(entry, dict):
-            problems.add(at, "must be a mapping such as {name: v1beta1, served: true, storage: false}")
-            continue
-        check_keys(entry, at, _VERSION_KEYS, problems)
+    expected = "a mapping such as {name: v1beta1, served: true, storage: false}"
+    for at, entry in _mappings(node, where, _VERSION_KEYS, expected, problems):
         name = _string(entry, "name", at, problems, _VERSION)
         served = _bool(entry, "served", at, problems, default=True)
         storage = _bool(entry, "storage", at, problems, default=False)

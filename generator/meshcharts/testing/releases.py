@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import yaml
 
@@ -22,6 +22,18 @@ class Release:
     namespace: str
     chart: str
     values: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ReleaseOptions(TypedDict, total=False):
+    """The options ReleaseFactory's install and upgrade take; each left out takes its default: the factory's
+    namespace, no values, the chart's latest version, --wait, a 180 s timeout, no extra Helm arguments."""
+
+    namespace: str | None
+    values: Mapping[str, Any] | None
+    version: str | None
+    wait: bool
+    timeout: float
+    extra: tuple[str, ...]
 
 
 class ReleaseFactory:
@@ -42,38 +54,19 @@ class ReleaseFactory:
         path.write_text(yaml.safe_dump(dict(values), sort_keys=False))
         return [path]
 
-    def install(
-        self,
-        name: str,
-        chart: str | Path,
-        *,
-        namespace: str | None = None,
-        values: Mapping[str, Any] | None = None,
-        version: str | None = None,
-        wait: bool = True,
-        timeout: float = 180.0,
-        extra: tuple[str, ...] = (),
-    ) -> Release:
-        ns = namespace or self.namespace
-        release = Release(name, ns, str(chart), dict(values or {}))
-        self.releases[(ns, name)] = release  # recorded first: a failed install still gets cleaned up
-        self.helm.install(
-            name,
-            chart,
-            namespace=ns,
-            values=self._values_file(values),
-            version=version,
-            wait=wait,
-            timeout=timeout,
-            extra=extra,
-        )
-        return release
+    def install(self, name: str, chart: str | Path, **options: Unpack[ReleaseOptions]) -> Release:
+        return self._deploy(self.helm.install, name, chart, record_first=True, **options)
 
-    def upgrade(
+    def upgrade(self, name: str, chart: str | Path, **options: Unpack[ReleaseOptions]) -> Release:
+        return self._deploy(self.helm.upgrade, name, chart, record_first=False, **options)
+
+    def _deploy(
         self,
+        deploy: Callable[..., str],
         name: str,
         chart: str | Path,
         *,
+        record_first: bool,
         namespace: str | None = None,
         values: Mapping[str, Any] | None = None,
         version: str | None = None,
@@ -81,8 +74,13 @@ class ReleaseFactory:
         timeout: float = 180.0,
         extra: tuple[str, ...] = (),
     ) -> Release:
+        """`deploy` (Helm's install or upgrade) with these options; the release is recorded once `deploy` succeeds,
+        or before it with `record_first` (an install: a failed one still gets cleaned up)."""
         ns = namespace or self.namespace
-        self.helm.upgrade(
+        release = Release(name, ns, str(chart), dict(values or {}))
+        if record_first:
+            self.releases[(ns, name)] = release
+        deploy(
             name,
             chart,
             namespace=ns,
@@ -92,7 +90,6 @@ class ReleaseFactory:
             timeout=timeout,
             extra=extra,
         )
-        release = Release(name, ns, str(chart), dict(values or {}))
         self.releases[(ns, name)] = release
         return release
 
