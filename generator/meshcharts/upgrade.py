@@ -3,12 +3,14 @@
 Paths come from index.yaml, never from git history: for each chart, every published patch of the
 working tree's minor version and the newest patch of each earlier minor, each upgraded to charts/. A later
 release line's tree (lines/<line>/) is the target of its own line's published patches; the moves to it from
-earlier minors are the cross-minor paths. No path goes from a newer line down to an older one.
+the line one minor below are the cross-minor paths (`cross_minor`), derived from the release lines the
+repository declares. No path goes from a newer line down to an older one.
 """
 
 from __future__ import annotations
 
 import html
+import itertools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -70,6 +72,94 @@ def matrix(
                 continue
             paths.append(UpgradePath(chart, old, version, line))
     return paths
+
+
+def _minor(version: str) -> tuple[int, int]:
+    """(major, minor) of a version (`1.13.0`) or of a release line's name (`1.13`)."""
+    v = semver.Version.parse(version if version.count(".") >= 2 else f"{version}.0")
+    return v.major, v.minor
+
+
+NO_PATH_MODE = "no-path"
+"""The upgrade mode of a report row that stands for a move no path tests (`LineMove.skipped_results`)."""
+
+
+@dataclass(frozen=True)
+class LineMove:
+    """The in-place move from one release line to the next by minor order: its cross-minor paths (one per chart
+    of `to_line`, from `from_line`'s newest published patch to `to_line`'s working tree), or, when there are none,
+    `reason` saying why."""
+
+    from_line: str
+    to_line: str
+    targets: tuple[tuple[str, str], ...]  # (chart, version of to_line's working tree), in the line's chart order
+    paths: tuple[UpgradePath, ...] = ()
+    reason: str = ""  # "" when the move has paths
+
+    @property
+    def id(self) -> str:
+        return f"{self.from_line}-to-{self.to_line}"
+
+    def skipped_results(self, helm: str) -> list[PathResult]:
+        """The report's rows for a move without a path: one per chart, outcome `skipped`, `reason` as detail.
+        From `<from_line>.x`: no version of that line is upgraded."""
+        if self.paths:
+            return []
+        return [
+            PathResult(
+                chart, f"{self.from_line}.x", version, "default", NO_PATH_MODE, helm, "skipped", 0.0, self.reason
+            )
+            for chart, version in self.targets
+        ]
+
+
+def _skipped_minors(older: tuple[int, int], newer: tuple[int, int]) -> str:
+    """Why `newer` is not the line one minor after `older`, or "" when it is."""
+    if newer[0] != older[0]:
+        return f"moves from major {older[0]} to major {newer[0]}"
+    first, last = older[1] + 1, newer[1] - 1
+    if last < first:
+        return ""
+    between = f"{older[0]}.{first}" if first == last else f"{older[0]}.{first} to {older[0]}.{last}"
+    return f"skips minors ({between} not declared)"
+
+
+def cross_minor(
+    index: Mapping[str, Any], lines: Mapping[str, Mapping[str, str]], *, base_line: str | None = None
+) -> list[LineMove]:
+    """The move into each release line from the line just below it by minor order, and its paths.
+
+    `lines` maps each line's name (`1.13`) to its working tree's charts (name -> version), in the order the
+    paths should list them; `base_line` names the line whose tree is charts/ (its paths' `line` is None). Istio
+    upgrades in place one minor at a time, so a line reached from the line below it by exactly one minor gets,
+    for each of its charts, the path from that line's newest published patch (pre-releases left out, as in
+    `select_versions`) to its tree; a line that skips minors, or starts a major, gets no path, and its move says
+    why. A chart the line below never published has no path either; a move left with none says so."""
+    names = sorted(lines, key=_minor)
+    moves = []
+    for older, newer in itertools.pairwise(names):
+        targets = tuple((chart, str(version)) for chart, version in lines[newer].items())
+        gap = _skipped_minors(_minor(older), _minor(newer))
+        if not targets:
+            moves.append(LineMove(older, newer, targets, reason=f"{newer}'s working tree has no chart"))
+            continue
+        if gap:
+            reason = (
+                f"no cross-minor path from {older} to {newer}: {newer} {gap}, and Istio upgrades in place one minor "
+                "at a time"
+            )
+            moves.append(LineMove(older, newer, targets, reason=reason))
+            continue
+        paths = []
+        for chart, version in targets:
+            published = [semver.Version.parse(str(e["version"])) for e in index.get("entries", {}).get(chart, [])]
+            of_older = [v for v in published if not v.prerelease and (v.major, v.minor) == _minor(older)]
+            if of_older:
+                line = None if newer == base_line else newer
+                paths.append(UpgradePath(chart, str(max(of_older)), version, line))
+        reason = "" if paths else f"no cross-minor path from {older} to {newer}: nothing of {older} is published yet"
+        moves.append(LineMove(older, newer, targets, tuple(paths), reason))
+    return moves
 
 
 @dataclass(frozen=True)
@@ -163,17 +253,21 @@ def write_report(results: Iterable[PathResult], directory: Path) -> tuple[Path, 
     rows = sorted(results, key=lambda r: (r.chart, r.from_version, r.scenario, r.mode, r.helm))
     directory.mkdir(parents=True, exist_ok=True)
     passed = sum(r.outcome == "passed" for r in rows)
+    no_path = sum(r.mode == NO_PATH_MODE for r in rows)
     total = sum(r.seconds for r in rows)
+    summary = f"{passed}/{len(rows) - no_path} paths passed in {total:.1f} s"
+    if no_path:
+        summary += f"; {no_path} without a path (their rows say why)"
     header = ("chart", "from", "to", "values", "upgrade", "helm", "result", "seconds")
     md = [
-        f"**Upgrade matrix**: {passed}/{len(rows)} paths passed in {total:.1f} s",
+        f"**Upgrade matrix**: {summary}",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
     matrix_lines = matrix_markdown(rows)
     for r in rows:
-        outcome = r.outcome if r.outcome == "passed" else f"**{r.outcome}**"
+        outcome = (r.outcome if r.outcome == "passed" else f"**{r.outcome}**") + (f": {r.detail}" if r.detail else "")
         md.append(
             f"| {r.chart} | {r.from_version} | {r.to_version} | {r.scenario} | {r.mode} | {r.helm} | "
             f"{outcome} | {r.seconds:.1f} |"
@@ -192,7 +286,7 @@ def write_report(results: Iterable[PathResult], directory: Path) -> tuple[Path, 
                     r.scenario,
                     r.mode,
                     r.helm,
-                    r.outcome,
+                    r.outcome + (f": {r.detail}" if r.detail else ""),
                     f"{r.seconds:.1f}",
                 )
             ),
@@ -204,7 +298,7 @@ def write_report(results: Iterable[PathResult], directory: Path) -> tuple[Path, 
         "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
         "padding:2px 8px}tr.failed{background:#fdd}tr.passed{background:#efe}"
         "td.failed{background:#fdd}td.passed{background:#efe}</style></head><body>"
-        f"<h1>Upgrade matrix</h1><p>{passed}/{len(rows)} paths passed in {total:.1f} s</p>"
+        f"<h1>Upgrade matrix</h1><p>{html.escape(summary)}</p>"
         + _matrix_html(rows)
         + "<h2>Every path</h2><table><tr>"
         + "".join(f"<th>{h}</th>" for h in header)
