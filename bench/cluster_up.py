@@ -18,6 +18,8 @@ import time
 import uuid
 
 from meshcharts import cluster, tools
+from meshcharts.cluster._common import wait_ready
+from meshcharts.cluster.local import Local
 
 _MESHCHARTS = (
     [shutil.which("meshcharts") or ""] if shutil.which("meshcharts") else [sys.executable, "-m", "meshcharts.cli"]
@@ -33,7 +35,7 @@ def _meshcharts_up(name: str) -> float:
     return seconds
 
 
-def _kwokctl_up(name: str, local: cluster.Local) -> float:
+def _kwokctl_up(name: str, local: Local) -> float:
     binaries = local.binaries()
     env = local.env(binaries)
     start = time.monotonic()
@@ -44,7 +46,7 @@ def _kwokctl_up(name: str, local: cluster.Local) -> float:
         done = subprocess.run(argv, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr}")
-    cluster.wait_ready(local.kubeconfig(name), nodes=cluster.DEFAULT_NODES, timeout=120)
+    wait_ready(local.kubeconfig(name), nodes=cluster.DEFAULT_NODES, timeout=120)
     return time.monotonic() - start
 
 
@@ -52,7 +54,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    local = cluster.Local()
+    local = Local()
     tools.install(["kwokctl", "kwok", "etcd", *tools.KUBERNETES_COMPONENTS])
     import kubernetes.client  # noqa: F401  (the direct side should not pay for the import)
 

@@ -31,12 +31,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     name = f"bench-istiod-{uuid.uuid4().hex[:6]}"
-    local = cluster.Local()
-    cluster.up(name, timeout=180)
+    up = cluster.up(name, timeout=180)
+    runner = up.backend.istiod_runner(name)
     ready: list[float] = []
     trusted: list[float] = []
     try:
-        kubeconfig = local.kubeconfig(name)
+        kubeconfig = up.kubeconfig
         helm = Helm(kubeconfig=kubeconfig)
         for release, chart in (("istio-base", "base"), ("istiod", "istiod")):
             helm.upgrade(
@@ -53,12 +53,12 @@ def main() -> int:
                     hook.client_config.ca_bundle = None
                 kube.admission.replace_mutating_webhook_configuration(config.metadata.name, config)
             begin = time.perf_counter()
-            started = local.start_istiod(name, timeout=180)
+            started = runner.answer(kube, "istio-system", "istiod", timeout=180)
             ready.append(time.perf_counter() - begin)
             controlplane.wait_webhooks_trusted(kube, timeout=180)
             trusted.append(time.perf_counter() - begin)
             print(f"run {run}/{args.runs}: ready {ready[-1]:.2f}s, webhooks trusted {trusted[-1]:.2f}s", flush=True)
-            started.istiod.stop(local.egress(name))
+            started.stop()
     finally:
         cluster.down(name, timeout=120)
     for label, values in (("ready", ready), ("webhooks trusted", trusted)):

@@ -1,6 +1,6 @@
 """The shared installs of the cluster layers (e2e and upgrade): istio-base, and istiod (default revision) in
 istio-system with a real istiod answering its webhooks: on the local provider the chart's Deployment run on this
-host (meshcharts.cluster.istiod), elsewhere the Deployment's own pod.
+host (meshcharts.cluster.local.istiod), elsewhere the Deployment's own pod.
 
 Registered once, by tests/conftest.py, so both layers share one set of installs per session cluster.
 
@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
-from meshcharts import controlplane, tools, waits
-from meshcharts.cluster import Cluster, Local
+from meshcharts import controlplane
+from meshcharts.cluster import Cluster
+from meshcharts.controlplane import PodIstiod
 from meshcharts.errors import HelmError
 from meshcharts.helm import Helm
 from meshcharts.testing.plugin import Kube
@@ -54,20 +55,23 @@ uninstall guide removes it with istiod). The shared base is installed so while n
 
 
 def run_istiod(mesh_cluster: Cluster, kube: Kube, namespace: str, deployment: str, *, timeout: float = 180) -> Any:
-    """Have a real istiod run the chart's istiod Deployment `namespace/deployment`: on the local provider on this
-    host (returns what was started; an istiod already running for it is restarted, as a kubelet rolls a changed
-    Deployment), elsewhere its own pod (waits for the Deployment; returns None)."""
-    if mesh_cluster.provider == "local":
-        return Local(tools.cache_root()).start_istiod(
-            mesh_cluster.name, namespace=namespace, deployment=deployment, timeout=timeout
-        )
-    waits.deployment_available(kube.apps, namespace, deployment, timeout=timeout)
-    return None
+    """Have a real istiod answer the chart's istiod Deployment `namespace/deployment`, as the cluster's provider
+    runs it (meshcharts.controlplane.IstiodRunner): where pods are simulated a process on this host (an istiod
+    already running for it is restarted, as a kubelet rolls a changed Deployment), elsewhere its own pod.
+    Returns the answering istiod (`stop()`, `running()`, `log_tail()`)."""
+    runner = mesh_cluster.backend.istiod_runner(mesh_cluster.name)
+    return runner.answer(kube, namespace, deployment, timeout=timeout)
 
 
-def stop_istiod(mesh_cluster: Cluster, host: Any) -> None:
-    if host is not None:
-        host.istiod.stop(Local(tools.cache_root()).egress(mesh_cluster.name))
+def stop_istiod(mesh_cluster: Cluster, answering: Any) -> None:
+    """Stop what `run_istiod` started (nothing where the Deployment's own pod answered)."""
+    if answering is not None:
+        answering.stop()
+
+
+def host_process(answering: Any) -> Any:
+    """The host istiod (a meshcharts.cluster.local.istiod.Started) behind `answering`, or None where a pod answers."""
+    return None if answering is None or isinstance(answering, PodIstiod) else answering
 
 
 def istiod_deployment(objects: list[dict[str, Any]]) -> str:
@@ -204,7 +208,7 @@ def control_plane(
     """base (default values) and istiod (default revision, default values) from charts/ in istio-system, with a
     real istiod answering their webhooks; returns once istiod has written its CA into all of them. Where every
     node is kwok's and the provider is not local, nothing could run istiod: it skips."""
-    if mesh_cluster.provider != "local":
+    if not mesh_cluster.capabilities.simulated_pods:
         request.getfixturevalue("mesh_real_pods")
     shared = shared_installs
     _ensure_base(mesh_cluster, mesh_helm, shared, tmp_path, "default")
@@ -213,7 +217,7 @@ def control_plane(
         shared.istiod = True
         stop_istiod(mesh_cluster, shared.host)
         shared.host = None
-    if shared.host is None or shared.host.istiod.pid() is None:  # elsewhere run_istiod waits for the pod
+    if shared.host is None or not shared.host.running():
         shared.host = run_istiod(mesh_cluster, kube, ISTIO_NS, "istiod")
     controlplane.wait_webhooks_trusted(kube, "", timeout=120)
     return ControlPlane("istiod", ISTIO_NS, "")
@@ -227,26 +231,26 @@ REAL_NS = "istio-real"
 
 @dataclass
 class RealIstiod:
-    """istiod of its own revision in its own namespace, answered by a real istiod: on the local provider the
-    chart's Deployment run on this host (`host`, a meshcharts.cluster.istiod.Started), elsewhere its own pod."""
+    """istiod of its own revision in its own namespace, answered by a real istiod (`answering`): on the local
+    provider the chart's Deployment run on this host (`host`, a meshcharts.cluster.local.istiod.Started),
+    elsewhere its own pod (`host` None)."""
 
     release: str
     namespace: str
     revision: str
-    host: Any
+    answering: Any = None
+
+    @property
+    def host(self) -> Any:
+        return host_process(self.answering)
 
     @property
     def deployment(self) -> str:
         return f"istiod-{self.revision}"
 
     def log_tail(self, kube: Kube, lines: int = 60) -> str:
-        """The last lines of istiod's log: the host process's file, or the pod's log through the API."""
-        if self.host is not None:
-            return str(self.host.istiod.log_tail(lines))
-        pods = kube.core.list_namespaced_pod(self.namespace, label_selector=f"istio.io/rev={self.revision}").items
-        return "\n".join(
-            kube.core.read_namespaced_pod_log(p.metadata.name, self.namespace, tail_lines=lines) for p in pods
-        )
+        """The last lines of istiod's log: the host process's file, or the pods' logs through the API."""
+        return str(self.answering.log_tail(lines)) if self.answering is not None else ""
 
 
 def install_real_istiod(
@@ -261,7 +265,7 @@ def install_real_istiod(
 ) -> RealIstiod:
     """Install the istiod chart at `chart` with `revision` (default values otherwise) into `namespace`, and have a
     real istiod answer it: on the local provider run on this host, elsewhere the chart's own pod."""
-    installed = RealIstiod(f"istiod-{revision}", namespace, revision, None)
+    installed = RealIstiod(f"istiod-{revision}", namespace, revision)
     try:
         helm.upgrade(
             installed.release,
@@ -273,7 +277,7 @@ def install_real_istiod(
             set_values={"revision": revision},
             extra=("--create-namespace",),
         )
-        installed.host = run_istiod(mesh_cluster, kube, namespace, installed.deployment, timeout=timeout)
+        installed.answering = run_istiod(mesh_cluster, kube, namespace, installed.deployment, timeout=timeout)
     except BaseException:
         # istiod may have set its validator to fail closed before it failed: leave no webhook nobody answers.
         remove_real_istiod(mesh_cluster, helm, kube, installed)
@@ -284,7 +288,7 @@ def install_real_istiod(
 def remove_real_istiod(mesh_cluster: Cluster, helm: Helm, kube: Kube, istiod: RealIstiod) -> None:
     with contextlib.suppress(HelmError):
         helm.uninstall(istiod.release, namespace=istiod.namespace, wait=True, timeout=120)
-    stop_istiod(mesh_cluster, istiod.host)
+    stop_istiod(mesh_cluster, istiod.answering)
     with contextlib.suppress(Exception):
         kube.core.delete_namespace(istiod.namespace)
 
@@ -310,7 +314,7 @@ def real_istiod(
 ) -> RealIstiod:
     """istiod from charts/ as revision `real` in istio-real, with a real istiod answering its webhooks (installed
     once per run, removed at its end). Where every node is kwok's and the provider is not local, it skips."""
-    if mesh_cluster.provider != "local":
+    if not mesh_cluster.capabilities.simulated_pods:
         request.getfixturevalue("mesh_real_pods")
     if REAL_REVISION not in real_istiods:
         istiod = install_real_istiod(

@@ -175,7 +175,7 @@ def _add_cluster_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
             p.set_defaults(handler=_cmd_cluster, kubeconfig=None)
             continue
         p.add_argument("--name", default=cluster.DEFAULT_NAME, help="cluster name (default: %(default)s)")
-        p.add_argument("--provider", choices=cluster.PROVIDERS, default="local", help="default: %(default)s")
+        p.add_argument("--provider", choices=list(cluster.PROVIDERS), default="local", help="default: %(default)s")
         if action != "down":
             p.add_argument("--kubeconfig", help="kubeconfig of the cluster (provider existing only)")
         else:
@@ -350,10 +350,10 @@ def _cmd_mapkubeapis(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from meshcharts import mapkubeapis
-    from meshcharts.cluster._common import _api_client
+    from meshcharts.kube import api_client
 
     kubeconfig = Path(args.kubeconfig or os.environ.get("KUBECONFIG") or Path.home() / ".kube" / "config")
-    result = mapkubeapis.map_release(_api_client(kubeconfig), args.release, args.namespace, dry_run=args.dry_run)
+    result = mapkubeapis.map_release(api_client(kubeconfig), args.release, args.namespace, dry_run=args.dry_run)
     for line in (*result.mapped, *result.kept):
         _say(f"{args.namespace}/{args.release} revision {result.revision}: {line}")
     if result.new_revision is None:
@@ -366,22 +366,19 @@ def _cmd_mapkubeapis(args: argparse.Namespace) -> int:
     return 0
 
 
-def _host_istiod(cluster_name: str | None) -> Any:
-    """For `demo --cluster NAME`: runs the chart's istiod Deployment on this host for local cluster NAME."""
-    if not cluster_name:
-        return None
+def _istiod_runner(cluster_name: str | None) -> Any:
+    """For `demo --cluster NAME`: the local provider's runner of the chart's istiod Deployment on this host for
+    local cluster NAME; without it, the Deployment's own pod answers (kind, an existing cluster)."""
     from meshcharts import cluster
 
-    local = cluster.Local()
+    if not cluster_name:
+        return None
+    local = cluster.get_provider("local")
     if not local.exists(cluster_name):
         from meshcharts.errors import UsageError
 
         raise UsageError(f"--cluster {cluster_name}: no local cluster of that name (see `meshcharts cluster up`)")
-
-    def start(namespace: str, deployment: str) -> Any:
-        return local.start_istiod(cluster_name, namespace=namespace, deployment=deployment, timeout=300)
-
-    return start
+    return local.istiod_runner(cluster_name)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -403,7 +400,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             Path(tmp),
             _say,
             out=_show,
-            host_istiod=_host_istiod(args.cluster),
+            runner=_istiod_runner(args.cluster),
             keep=args.keep,
             helm_major=args.helm,
         )

@@ -2,17 +2,17 @@
 
 Where pods run (kind, an existing cluster), the chart's istiod Deployment answers its own webhooks. On the
 local provider nothing runs in pods, so the same Deployment runs on the host as a real istiod
-(`meshcharts.cluster.istiod`: pilot-discovery with a token of the chart's ServiceAccount, reached through the
+(`meshcharts.cluster.local.istiod`: pilot-discovery with a token of the chart's ServiceAccount, reached through the
 chart's own Services). Either way the charts are installed with the user's values only, and the install
 returns once istiod has written its CA into every webhook configuration of its revision.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from meshcharts import waits
 from meshcharts.helm import Helm
@@ -23,8 +23,70 @@ ISTIOD_RELEASE = "istiod"
 NAMESPACE = "istio-system"
 INJECTED = "sidecar.istio.io/status"
 
-# Runs the chart's istiod Deployment (namespace, name) where pods do not run; returns what it started.
-HostIstiodStarter = Callable[[str, str], Any]
+
+class Answering(Protocol):
+    """An istiod answering the webhooks of one chart's istiod Deployment."""
+
+    def running(self) -> bool:
+        """Whether it still answers (a host process alive; the Deployment's pods available)."""
+        ...
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of its log."""
+        ...
+
+    def stop(self) -> None:
+        """Stop what the runner started (nothing where the Deployment's own pod answers: uninstalling removes it)."""
+        ...
+
+
+class IstiodRunner(Protocol):
+    """What makes a chart's istiod Deployment answer: the control plane behind the charts' webhooks.
+
+    `InClusterIstiod` where pods run (the Deployment's own pod); the local provider's host runner where they do
+    not (`meshcharts.cluster.local.HostIstiodRunner`: pilot-discovery on this host with the chart's own
+    ServiceAccount token, behind the chart's Service). Each cluster provider says which (`istiod_runner`).
+    """
+
+    where: str
+
+    def answer(self, kube: Kube, namespace: str, deployment: str, *, timeout: float) -> Answering:
+        """Have istiod answer for `namespace/deployment`; returns once it does."""
+        ...
+
+
+@dataclass
+class PodIstiod:
+    """The chart's istiod Deployment answering through its own pods."""
+
+    kube: Kube
+    namespace: str
+    deployment: str
+
+    def running(self) -> bool:
+        status = self.kube.apps.read_namespaced_deployment(self.deployment, self.namespace).status
+        return bool(status.available_replicas)
+
+    def log_tail(self, lines: int = 40) -> str:
+        deploy = self.kube.apps.read_namespaced_deployment(self.deployment, self.namespace)
+        selector = ",".join(f"{k}={v}" for k, v in (deploy.spec.selector.match_labels or {}).items())
+        pods = self.kube.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        return "\n".join(
+            self.kube.core.read_namespaced_pod_log(p.metadata.name, self.namespace, tail_lines=lines) for p in pods
+        )
+
+    def stop(self) -> None:
+        return None
+
+
+class InClusterIstiod:
+    """Where pods run: the Deployment's own pods answer once the Deployment is available."""
+
+    where = "the chart's istiod pod"
+
+    def answer(self, kube: Kube, namespace: str, deployment: str, *, timeout: float) -> Answering:
+        waits.deployment_available(kube.apps, namespace, deployment, timeout=timeout)
+        return PodIstiod(kube, namespace, deployment)
 
 
 def chart_ref(location: str, chart: str) -> str:
@@ -36,11 +98,16 @@ def chart_ref(location: str, chart: str) -> str:
 
 @dataclass
 class ControlPlane:
-    """base and istiod of one test run; `host_istiod` is the real istiod run on the host (local provider) or
-    None where the chart's own Deployment runs it."""
+    """base and istiod of one test run, and the real istiod answering it (`istiod`)."""
 
     namespace: str
-    host_istiod: Any = None
+    istiod: Answering
+
+    @property
+    def host_istiod(self) -> Answering | None:
+        """The istiod run on this host where pods do not run (a `meshcharts.cluster.local.istiod.Started`), or
+        None where the chart's own pod answers."""
+        return None if isinstance(self.istiod, PodIstiod) else self.istiod
 
     @property
     def istiod_host(self) -> str:
@@ -98,14 +165,18 @@ def install(
     charts: str,
     version: str | None,
     values: Mapping[str, Sequence[Path]],
-    host_istiod: HostIstiodStarter | None,
+    runner: IstiodRunner,
     timeout: float,
+    keyring: Path | None = None,
 ) -> ControlPlane:
     """`helm upgrade --install` base then istiod into istio-system (brings a kept cluster's up to date too).
 
-    With `host_istiod` (local provider), the chart's istiod Deployment is then run on the host; elsewhere the
-    Deployment's own pod runs. Returns once istiod is available and has made its webhooks trusted.
+    The one installer of base and istiod: the demo, the plugin's `mesh_control_plane` and the tests use it.
+    `runner` makes the chart's istiod Deployment answer (its pod, or a host process where pods do not run);
+    with `keyring` every chart's provenance is verified (`--verify`). Returns once istiod answers and has
+    made its webhooks trusted.
     """
+    verify = ("--verify", "--keyring", str(keyring)) if keyring is not None else ()
     for release, chart, wait in ((BASE_RELEASE, "base", False), (ISTIOD_RELEASE, "istiod", True)):
         helm.upgrade(
             release,
@@ -116,15 +187,15 @@ def install(
             values=values.get(chart, ()),
             wait=wait,
             timeout=timeout,
-            extra=("--create-namespace",),
+            extra=("--create-namespace", *verify),
         )
     waits.deployment_available(kube.apps, NAMESPACE, "istiod", timeout=timeout)
-    started = host_istiod(NAMESPACE, "istiod") if host_istiod is not None else None
+    answering = runner.answer(kube, NAMESPACE, "istiod", timeout=timeout)
     revision = kube.apps.read_namespaced_deployment("istiod", NAMESPACE).spec.template.metadata.labels.get(
         "istio.io/rev", ""
     )
     wait_webhooks_trusted(kube, revision, timeout=timeout)
-    return ControlPlane(NAMESPACE, started)
+    return ControlPlane(NAMESPACE, answering)
 
 
 def uninstall(helm: Helm) -> None:
@@ -132,4 +203,19 @@ def uninstall(helm: Helm) -> None:
         helm.uninstall(release, namespace=NAMESPACE, wait=True, timeout=120)
 
 
-__all__ = ["ControlPlane", "chart_ref", "install", "uninstall", "wait_webhooks_trusted", "webhooks_trusted"]
+__all__ = [
+    "BASE_RELEASE",
+    "INJECTED",
+    "ISTIOD_RELEASE",
+    "NAMESPACE",
+    "Answering",
+    "ControlPlane",
+    "InClusterIstiod",
+    "IstiodRunner",
+    "PodIstiod",
+    "chart_ref",
+    "install",
+    "uninstall",
+    "wait_webhooks_trusted",
+    "webhooks_trusted",
+]

@@ -11,7 +11,7 @@
    are installed from it with `--verify`.
 3. A real istiod answers the charts' webhooks. Where pods run, that is the chart's istiod pod; on a local (kwok)
    cluster, where no pod really runs, the chart's istiod Deployment runs on this host as pilot-discovery
-   (`meshcharts.cluster.istiod`), reached through the chart's Service. It injects the gateway's pods.
+   (`meshcharts.cluster.local.istiod`), reached through the chart's Service. It injects the gateway's pods.
 
 The flow prints nothing itself: progress goes to `say`, and what the user asked to see (the search
 result, `helm list`, `kubectl get`) to `out`; the command line decides where each goes.
@@ -28,8 +28,9 @@ from typing import Any
 
 import yaml
 
+from meshcharts import controlplane, repo, tools
 from meshcharts import index as index_mod
-from meshcharts import repo, tools
+from meshcharts.controlplane import INJECTED, IstiodRunner
 from meshcharts.errors import ClusterError, RepoError
 from meshcharts.helm import Helm
 from meshcharts.kube import kube_for
@@ -63,7 +64,7 @@ class Installed:
     releases: list[tuple[str, str, str]] = field(default_factory=list)  # (release, chart, namespace)
     gateway_address: str = ""
     gateway_images: dict[str, dict[str, str]] = field(default_factory=dict)  # pod -> container -> image
-    host_istiod: Any = None  # meshcharts.cluster.istiod.Started where istiod runs on this host
+    host_istiod: Any = None  # meshcharts.cluster.local.istiod.Started where istiod runs on this host
 
 
 def copy_repository(source: Path, dest: Path) -> Layout:
@@ -120,10 +121,6 @@ def _values(path: Path, values: dict[str, Any]) -> list[Path]:
     return [path]
 
 
-HostIstiod = Callable[[str, str], Any]
-"""Runs the chart's istiod Deployment (namespace, name) on this host where pods do not run; returns what it started."""
-
-
 def install_from_repository(
     layout: Layout,
     keyring: Path,
@@ -131,17 +128,18 @@ def install_from_repository(
     workdir: Path,
     say: Say,
     *,
-    host_istiod: HostIstiod | None = None,
+    runner: IstiodRunner | None = None,
     helm_major: int = 4,
     timeout: float = 180.0,
 ) -> Installed:
     """Serve `layout` on loopback, helm repo add/search, install base, istiod and gateway with --verify.
 
-    The charts get default values; istiod (the chart's pod, or `host_istiod` where pods do not run) must trust
-    its webhooks before the gateway is installed, and must have injected the gateway's pods."""
+    The charts get default values; istiod (`runner`: the chart's pod by default, a host process where pods do
+    not run) must trust its webhooks before the gateway is installed, and must have injected the gateway's
+    pods. base and istiod go through the one installer of the control plane, `meshcharts.controlplane`."""
     from meshcharts import waits
-    from meshcharts.controlplane import INJECTED, wait_webhooks_trusted
 
+    runner = runner or controlplane.InClusterIstiod()
     helm = Helm(major=helm_major, kubeconfig=kubeconfig).with_home(workdir / "helm-home")
     kube = kube_for(kubeconfig)
     server = repo.serve(layout.root, port=0, background=True)
@@ -165,17 +163,24 @@ def install_from_repository(
             )
             result.releases.append((release, chart, namespace))
 
-        install("istio-base", "base", ISTIO_NS)
-        install("istiod", "istiod", ISTIO_NS)
-        waits.deployment_available(kube.apps, ISTIO_NS, "istiod", timeout=timeout)
-        if host_istiod is not None:
-            result.host_istiod = host_istiod(ISTIO_NS, "istiod")
+        say(
+            f"installing {REPO_NAME}/base and {REPO_NAME}/istiod into {ISTIO_NS} (helm upgrade --install --verify); "
+            f"istiod answers as {runner.where}"
+        )
+        plane = controlplane.install(
+            helm, kube, charts=REPO_NAME, version=None, values={}, runner=runner, timeout=timeout, keyring=keyring
+        )
+        result.releases += [
+            (controlplane.BASE_RELEASE, "base", ISTIO_NS),
+            (controlplane.ISTIOD_RELEASE, "istiod", ISTIO_NS),
+        ]
+        result.host_istiod = plane.host_istiod
+        if result.host_istiod is not None:
             say(
                 f"istiod: pods do not run on this cluster, so the chart's istiod Deployment runs on this host: "
                 f"pilot-discovery pid {result.host_istiod.pid} on {result.host_istiod.address}, with a token of "
                 "the chart's istiod ServiceAccount, behind the chart's istiod Service"
             )
-        wait_webhooks_trusted(kube, timeout=timeout)
         install(GATEWAY_RELEASE, "gateway", GATEWAY_NS)
         waits.deployment_available(kube.apps, GATEWAY_NS, GATEWAY_RELEASE, timeout=timeout)
         for pod in kube.core.list_namespaced_pod(GATEWAY_NS, label_selector=f"app={GATEWAY_RELEASE}").items:
@@ -214,7 +219,7 @@ def run(
     say: Say,
     *,
     out: Say | None = None,
-    host_istiod: HostIstiod | None = None,
+    runner: IstiodRunner | None = None,
     keep: bool = False,
     helm_major: int = 4,
 ) -> Installed:
@@ -224,9 +229,7 @@ def run(
     out = out or say
     helm = Helm(major=helm_major)
     layout, keyring = check_release(source, workdir, helm.with_home(workdir / "helm-home"), say)
-    installed = install_from_repository(
-        layout, keyring, kubeconfig, workdir, say, host_istiod=host_istiod, helm_major=helm_major
-    )
+    installed = install_from_repository(layout, keyring, kubeconfig, workdir, say, runner=runner, helm_major=helm_major)
     say(f"helm search repo {REPO_NAME}/ --versions (served at {installed.repository_url}):")
     out(installed.search.rstrip("\n"))
     env_helm = Helm(major=helm_major, kubeconfig=kubeconfig)

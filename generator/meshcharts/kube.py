@@ -29,17 +29,31 @@ class Kube:
     custom: Any
 
 
-def kube_for(kubeconfig: Path) -> Kube:
-    """Clients for the cluster of `kubeconfig` (its current context); ClusterError if it cannot be loaded."""
-    from kubernetes import client, config
+def api_client(kubeconfig: Path, context: str | None = None) -> Any:
+    """The one way meshcharts builds a Kubernetes API client: the official client's ApiClient for `kubeconfig`
+    (its `context`, else the current one); ClusterError naming the file when it is missing or unusable."""
+    from kubernetes import config
     from kubernetes.config.config_exception import ConfigException
 
     if not kubeconfig.is_file():
         raise ClusterError(f"no kubeconfig at {kubeconfig}; pass --kubeconfig or set KUBECONFIG")
     try:
-        api_client = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+        return config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig), context=context
+        )
     except (ConfigException, TypeError, ValueError, AttributeError) as err:
         raise ClusterError(f"{kubeconfig} is not a usable kubeconfig: {err}") from err
+
+
+def kube_for(kubeconfig: Path, context: str | None = None) -> Kube:
+    """Clients for the cluster of `kubeconfig` (its current context); ClusterError if it cannot be loaded."""
+    return kube_of(api_client(kubeconfig, context))
+
+
+def kube_of(api_client: Any) -> Kube:
+    """The typed APIs over one ApiClient."""
+    from kubernetes import client
+
     return Kube(
         api_client=api_client,
         core=client.CoreV1Api(api_client),

@@ -109,7 +109,7 @@ KUBERNETES_RELEASES: Mapping[str, str] = {
 }
 KUBERNETES_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 # What a local cluster runs (kwokctl's binary runtime on these), and what drives charts onto it.
-LOCAL_CLUSTER_TOOLS = (*KUBERNETES_COMPONENTS, "etcd", "kwok", "kwokctl")
+LOCAL_CLUSTER_TOOLS = ("kwokctl", "kwok", "etcd", *KUBERNETES_COMPONENTS)
 
 
 @dataclass(frozen=True)

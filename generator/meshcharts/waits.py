@@ -1,8 +1,10 @@
-"""Waits with a wall-clock deadline and a named condition, that fail fast when the cluster dies.
+"""The one wait module: a condition polled until a wall-clock deadline, and one timeout error (WaitTimeout).
 
-Loop counts hide how long a test really waited (a lesson from pytest-helm-charts); every wait here
-takes seconds, says what it waited for, shows the last state it saw, and stops with ClusterError
-as soon as the API server has stopped answering instead of spinning until the deadline.
+`wait_for` is the polling loop every wait of meshcharts goes through; `wait_until` adds what waiting on a
+cluster needs (an error status of the API server ends the wait, a cluster that stopped answering fails fast
+with ClusterError instead of spinning until the deadline); the named waits (`deployment_available`, ...) are
+built on it. Loop counts hide how long a test really waited (a lesson from pytest-helm-charts): every wait
+takes seconds, says what it waited for and shows the last state it saw.
 """
 
 from __future__ import annotations
@@ -11,9 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from meshcharts import errors
-from meshcharts._wait import wait_for
-from meshcharts.errors import ClusterError
+from meshcharts.errors import ClusterError, WaitTimeout
 from meshcharts.kube import KubeApiError, is_api_error
 
 T = TypeVar("T")
@@ -22,8 +22,29 @@ T = TypeVar("T")
 UNREACHABLE_GRACE = 10.0
 
 
-class WaitTimeout(ClusterError, errors.WaitTimeout):
-    """A cluster condition did not hold before its deadline (a ClusterError, and a WaitTimeout like every deadline)."""
+def wait_for(
+    condition: Callable[[], T | None],
+    *,
+    what: str,
+    timeout: float,
+    interval: float = 0.1,
+    describe: Callable[[], str] | None = None,
+) -> T:
+    """Call `condition` every `interval` seconds until it returns something truthy, and return that.
+
+    After `timeout` seconds of wall clock, raise WaitTimeout (the one timeout error of meshcharts) saying
+    "timed out after Ns waiting for WHAT" and, from `describe`, the last state seen. `condition` ends
+    the wait early by raising: a process that exited will not start answering later.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            state = describe() if describe else ""
+            raise WaitTimeout(f"timed out after {timeout:g}s waiting for {what}" + (f"; {state}" if state else ""))
+        time.sleep(interval)
 
 
 def _is_connection_error(err: BaseException) -> bool:
@@ -79,7 +100,7 @@ def wait_until(
             return describe()
         return f"last error: {last_error}" if last_error else ""
 
-    return wait_for(attempt, what=condition, timeout=timeout, interval=interval, describe=state, error=WaitTimeout)
+    return wait_for(attempt, what=condition, timeout=timeout, interval=interval, describe=state)
 
 
 def _conditions(obj: Any) -> dict[str, str]:
@@ -87,51 +108,55 @@ def _conditions(obj: Any) -> dict[str, str]:
     return {c.type: c.status for c in (getattr(status, "conditions", None) or [])}
 
 
-def deployment_available(apps: Any, namespace: str, name: str, *, timeout: float = 120.0) -> Any:
-    """The Deployment rolled out its current generation and reports condition Available=True."""
+def _object_ready(read: Callable[[], Any], ready: Callable[[Any], bool], *, condition: str, timeout: float) -> Any:
+    """Wait until `ready` holds for the object `read` returns; the error shows the object's last status."""
     last: list[Any] = [None]
 
     def check() -> Any:
-        d = apps.read_namespaced_deployment(name, namespace)
-        last[0] = d
-        s = d.status
-        rolled = (s.observed_generation or 0) >= (d.metadata.generation or 0) and (s.updated_replicas or 0) >= (
-            d.spec.replicas or 0
-        )
-        return d if rolled and _conditions(d).get("Available") == "True" else None
+        obj = last[0] = read()
+        return obj if ready(obj) else None
 
     return wait_until(
         check,
-        condition=f"Deployment {namespace}/{name} to be Available",
+        condition=condition,
         timeout=timeout,
         describe=lambda: f"status: {last[0].status.to_dict() if last[0] else 'not found'}",
     )
 
 
+def _observed(obj: Any) -> bool:
+    """The controller has seen the object's current generation."""
+    return (obj.status.observed_generation or 0) >= (obj.metadata.generation or 0)
+
+
+def _deployment_available(d: Any) -> bool:
+    rolled = _observed(d) and (d.status.updated_replicas or 0) >= (d.spec.replicas or 0)
+    return rolled and _conditions(d).get("Available") == "True"
+
+
+def _daemonset_ready(d: Any) -> bool:
+    s = d.status
+    desired = s.desired_number_scheduled or 0
+    return _observed(d) and desired > 0 and (s.number_ready or 0) == (s.updated_number_scheduled or 0) == desired
+
+
+def deployment_available(apps: Any, namespace: str, name: str, *, timeout: float = 120.0) -> Any:
+    """The Deployment rolled out its current generation and reports condition Available=True."""
+    return _object_ready(
+        lambda: apps.read_namespaced_deployment(name, namespace),
+        _deployment_available,
+        condition=f"Deployment {namespace}/{name} to be Available",
+        timeout=timeout,
+    )
+
+
 def daemonset_ready(apps: Any, namespace: str, name: str, *, timeout: float = 120.0) -> Any:
     """Every scheduled DaemonSet pod is updated and ready."""
-    last: list[Any] = [None]
-
-    def check() -> Any:
-        d = apps.read_namespaced_daemon_set(name, namespace)
-        last[0] = d
-        s = d.status
-        desired = s.desired_number_scheduled or 0
-        done = (s.observed_generation or 0) >= (d.metadata.generation or 0)
-        return (
-            d
-            if done
-            and desired > 0
-            and (s.number_ready or 0) == desired
-            and (s.updated_number_scheduled or 0) == desired
-            else None
-        )
-
-    return wait_until(
-        check,
+    return _object_ready(
+        lambda: apps.read_namespaced_daemon_set(name, namespace),
+        _daemonset_ready,
         condition=f"DaemonSet {namespace}/{name} to have every pod ready",
         timeout=timeout,
-        describe=lambda: f"status: {last[0].status.to_dict() if last[0] else 'not found'}",
     )
 
 
@@ -170,3 +195,16 @@ def namespace_gone(core: Any, name: str, *, timeout: float = 60.0) -> None:
         return False
 
     wait_until(check, condition=f"namespace {name} to be deleted", timeout=timeout)
+
+
+__all__ = [
+    "UNREACHABLE_GRACE",
+    "WaitTimeout",
+    "crd_established",
+    "daemonset_ready",
+    "deployment_available",
+    "namespace_gone",
+    "service_address",
+    "wait_for",
+    "wait_until",
+]

@@ -5,18 +5,21 @@ from __future__ import annotations
 import pytest
 
 from meshcharts import tools
+from meshcharts.cluster import get_provider
 from meshcharts.errors import ToolError
 
-NEEDED = (*tools.LOCAL_CLUSTER_TOOLS, "helm", "helm3")
-NEEDED_ELSEWHERE = ("helm", "helm3")
-"""On kind or an existing cluster only Helm comes from the toolchain (--k8s-version is then a kind minor)."""
+HELMS = ("helm", "helm3")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Cluster tests skip, naming what to build, when the toolchain lacks what the provider's clusters need
+    (the provider says: the local one its Kubernetes binaries, kwok and pilot-discovery) or a Helm."""
     missing = []
-    local = config.getoption("--cluster-provider") == "local"
-    k8s_version = config.getoption("--k8s-version") if local else tools.DEFAULT_KUBERNETES
-    for name in NEEDED if local else NEEDED_ELSEWHERE:
+    provider = get_provider(config.getoption("--cluster-provider"))
+    # A --k8s-version picks a toolchain release only where the cluster runs from the toolchain (kind: a minor).
+    own_binaries = any(name in tools.KUBERNETES_COMPONENTS for name in provider.needs)
+    k8s_version = config.getoption("--k8s-version") if own_binaries else tools.DEFAULT_KUBERNETES
+    for name in (*provider.needs, *HELMS):
         try:
             tools.path(name, k8s_version=k8s_version)
         except ToolError:

@@ -23,7 +23,8 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from meshcharts import cluster, controlplane
-from meshcharts.egress import Egress
+from meshcharts.cluster.local import Local
+from meshcharts.cluster.local.egress import Egress
 from meshcharts.helm import Helm
 from meshcharts.testing.plugin import Kube, kube_for
 from tests.e2e.conftest import CHARTS, ISTIO_NS
@@ -193,7 +194,7 @@ def test_base_and_istiod_at_default_values_reach_the_real_istiod_through_their_s
 ) -> None:
     kube = kube_for(own_cluster.kubeconfig)
     helm = Helm(major=int(pytestconfig.getoption("--helm")), kubeconfig=own_cluster.kubeconfig)
-    local = cluster.Local()
+    local = Local()
     egress = local.egress(own_cluster.name)
     for release, chart in (("istio-base", "base"), ("istiod", "istiod")):
         helm.upgrade(

@@ -10,7 +10,8 @@ import pytest
 from kubernetes import client
 
 from meshcharts import tools, waits
-from meshcharts.cluster import KWOK_NODE_ANNOTATION, Cluster
+from meshcharts.cluster import Cluster
+from meshcharts.cluster._common import KWOK_NODE_ANNOTATION
 from meshcharts.testing.plugin import Kube
 from meshcharts.testing.releases import ReleaseFactory
 

@@ -165,7 +165,7 @@ def test_three_charts_outside_istio_system_match_their_templates_and_uninstall_c
     mesh_cluster: Cluster,
     tmp_path: Path,
 ) -> None:
-    if mesh_cluster.provider != "local":
+    if not mesh_cluster.capabilities.simulated_pods:
         request.getfixturevalue("mesh_real_pods")
     before = listing(kube)
     installs = [

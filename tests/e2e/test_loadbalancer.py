@@ -12,9 +12,9 @@ import pytest
 from kubernetes import client, config
 
 from meshcharts import cluster
-from meshcharts._wait import wait_for
 from meshcharts.helm import Helm
 from meshcharts.paths import Layout
+from meshcharts.waits import wait_for
 from tests.cluster_fixtures import ControlPlane
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]

@@ -15,16 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from meshcharts import cluster, tools
+from meshcharts.cluster import get_provider
+from meshcharts.cluster._common import listening_ports, pid_alive, wait_ready
+from meshcharts.cluster.local import LOCAL_COMPONENTS, Local
 from meshcharts.errors import ClusterError, ToolError
 from meshcharts.helm import Helm
+from meshcharts.kube import api_client, kube_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
-NEEDED = (*tools.LOCAL_CLUSTER_TOOLS, "helm", "helm3")
+NEEDED = (*get_provider("local").needs, "helm", "helm3")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -70,7 +74,7 @@ def _processes_mentioning(text: str) -> dict[int, str]:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if text in cmdline and cluster.pid_alive(int(proc.name)):
+        if text in cmdline and pid_alive(int(proc.name)):
             found[int(proc.name)] = cmdline
     return found
 
@@ -123,19 +127,19 @@ def _namespace_gone(core: client.CoreV1Api, namespace: str) -> bool:
 
 def test_local_cluster_runs_a_deployment_then_goes_down_leaving_no_process_or_port(k8s_version: str) -> None:
     name = _unique("e2e")
-    local = cluster.Local()
+    local = Local()
     up = cluster.up(name, timeout=120, k8s_version=k8s_version)
     try:
         assert up.kubeconfig == local.kubeconfig(name)
         pids = local.pids(name)
         ports = local.ports(name)
-        assert set(pids) == set(cluster.LOCAL_COMPONENTS)
-        assert set(ports.values()) <= cluster.listening_ports()
+        assert set(pids) == set(LOCAL_COMPONENTS)
+        assert set(ports.values()) <= listening_ports()
         assert _listen_addresses(set(ports.values())) == {"127.0.0.1"}, "components must listen on loopback only"
         proxy = local.egress(name).pid()
-        assert proxy is not None and cluster.pid_alive(proxy)
+        assert proxy is not None and pid_alive(proxy)
 
-        api = config.new_client_from_config(config_file=str(up.kubeconfig))
+        api = api_client(up.kubeconfig)
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
         nodes = core.list_node().items
         assert len(nodes) == 2
@@ -171,18 +175,18 @@ def test_local_cluster_runs_a_deployment_then_goes_down_leaving_no_process_or_po
 
     # The five components and the egress proxy.
     assert said[-1].endswith("none of its 6 processes and 6 ports is left"), said
-    assert {c: p for c, p in pids.items() if cluster.pid_alive(p)} == {}
-    assert not cluster.pid_alive(proxy)
+    assert {c: p for c, p in pids.items() if pid_alive(p)} == {}
+    assert not pid_alive(proxy)
     assert not local.egress(name).directory.exists()
     assert not local.owner_path(name).exists()
-    assert set(ports.values()) & cluster.listening_ports() == set()
+    assert set(ports.values()) & listening_ports() == set()
     assert _processes_mentioning(str(local.cluster_dir(name))) == {}
     assert not local.cluster_dir(name).exists()
 
 
 def test_two_clusters_brought_up_at_once_get_their_own_ports_and_both_become_ready() -> None:
     names = [_unique("e2e"), _unique("e2e")]
-    local = cluster.Local()
+    local = Local()
     errors: list[BaseException] = []
 
     def bring_up(name: str) -> None:
@@ -202,7 +206,7 @@ def test_two_clusters_brought_up_at_once_get_their_own_ports_and_both_become_rea
         assert len(first) == len(second) == 6
         assert first.isdisjoint(second)
         for name in names:
-            cluster.wait_ready(local.kubeconfig(name), nodes=2, timeout=10)
+            wait_ready(local.kubeconfig(name), nodes=2, timeout=10)
     finally:
         for name in names:
             cluster.down(name, timeout=60)
@@ -216,14 +220,14 @@ def test_up_on_a_port_in_use_fails_naming_the_port_and_starts_nothing() -> None:
         port = held.getsockname()[1]
         with pytest.raises(ClusterError, match=rf"port {port} on 127.0.0.1 is in use.*fix: stop what holds it"):
             cluster.up(name, api_port=port)
-    assert not cluster.Local().cluster_dir(name).exists()
+    assert not Local().cluster_dir(name).exists()
 
 
 def test_up_that_runs_out_of_time_cleans_up_after_itself() -> None:
     """Out of time while kwokctl starts the components (it takes seconds): when `up` raises, every process of the
     cluster has exited, and nothing of it starts afterwards."""
     name = _unique("e2e")
-    local = cluster.Local()
+    local = Local()
     try:
         with pytest.raises(ClusterError, match=r"did not finish within 1s|timed out after [\d.]+s waiting for"):
             cluster.up(name, timeout=1.0)
@@ -240,7 +244,7 @@ def test_down_stops_a_component_that_has_no_pid_file(k8s_version: str) -> None:
     component no pid file names: `down` finds it by the cluster directory in its arguments, stops it by pid
     and returns only once it has exited."""
     name = _unique("e2e")
-    local = cluster.Local(k8s_version=k8s_version)
+    local = Local(k8s_version=k8s_version)
     cluster.up(name, timeout=120, k8s_version=k8s_version)
     stray = None
     try:
@@ -271,7 +275,7 @@ def test_down_stops_a_component_that_has_no_pid_file(k8s_version: str) -> None:
 def test_the_cluster_of_a_killed_test_run_is_pruned_leaving_no_process_or_port(k8s_version: str) -> None:
     """A test run owns its session cluster; killed with SIGKILL it cannot take it down: prune does."""
     name = _unique("orphan")
-    local = cluster.Local()
+    local = Local()
     script = (
         "import os, sys, time\n"
         "from meshcharts import cluster\n"
@@ -283,7 +287,7 @@ def test_the_cluster_of_a_killed_test_run_is_pruned_leaving_no_process_or_port(k
     try:
         assert run.stdout is not None and run.stdout.readline().strip() == "up"
         pids, ports, proxy = local.pids(name), local.ports(name), local.egress(name).pid()
-        assert proxy is not None and len(pids) == len(cluster.LOCAL_COMPONENTS)
+        assert proxy is not None and len(pids) == len(LOCAL_COMPONENTS)
         assert local.orphaned(name) is None
         assert name not in cluster.prune()  # its owner still runs
     finally:
@@ -293,9 +297,9 @@ def test_the_cluster_of_a_killed_test_run_is_pruned_leaving_no_process_or_port(k
     said: list[str] = []
     assert name in cluster.prune(say=said.append)
     assert f"pruning local cluster {name}: its owner process {run.pid} is gone" in said
-    assert {c: p for c, p in pids.items() if cluster.pid_alive(p)} == {}
-    assert not cluster.pid_alive(proxy)
-    assert set(ports.values()) & cluster.listening_ports() == set()
+    assert {c: p for c, p in pids.items() if pid_alive(p)} == {}
+    assert not pid_alive(proxy)
+    assert set(ports.values()) & listening_ports() == set()
     assert name not in local.names()
 
 
@@ -308,7 +312,7 @@ def local_cluster(mesh_cluster: cluster.Cluster) -> cluster.Cluster:
 def test_up_of_a_cluster_that_is_already_up_returns_it_without_starting_another(
     local_cluster: cluster.Cluster, k8s_version: str
 ) -> None:
-    local = cluster.Local()
+    local = Local()
     pids = local.pids(local_cluster.name)
     said: list[str] = []
     again = cluster.up(local_cluster.name, timeout=30, say=said.append, k8s_version=k8s_version)
@@ -362,7 +366,7 @@ def test_helm_installs_upgrades_rolls_back_and_uninstalls_a_chart(
     history = json.loads(helm.run(["history", "probe", "--namespace", namespace, "-o", "json"]))
     assert [h["revision"] for h in history] == [1, 2]
     helm.rollback("probe", 1, namespace=namespace, wait=True, timeout=120)
-    apps = client.AppsV1Api(config.new_client_from_config(config_file=str(local_cluster.kubeconfig)))
+    apps = kube_for(local_cluster.kubeconfig).apps
     assert apps.read_namespaced_deployment("probe", namespace).spec.replicas == 1
     helm.uninstall("probe", namespace=namespace, wait=True, timeout=120)
     assert apps.list_namespaced_deployment(namespace).items == []

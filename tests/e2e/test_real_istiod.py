@@ -2,7 +2,7 @@
 
 istiod here is the chart's own: installed from charts/ as revision `real` in its own namespace, with default
 values otherwise. On kind or an existing cluster its pod runs it; on the local provider the same Deployment
-runs on this host as pilot-discovery (meshcharts.cluster.istiod), with a token of the chart's ServiceAccount,
+runs on this host as pilot-discovery (meshcharts.cluster.local.istiod), with a token of the chart's ServiceAccount,
 reached through the chart's Service. Every test but those marked local_only holds on both.
 """
 
@@ -27,8 +27,9 @@ from kubernetes.client.exceptions import ApiException
 
 from meshcharts import cluster as cluster_mod
 from meshcharts import controlplane, tools, waits
-from meshcharts.cluster import Cluster, Local
-from meshcharts.cluster import istiod as host_istiod
+from meshcharts.cluster import Cluster
+from meshcharts.cluster.local import Local
+from meshcharts.cluster.local import istiod as host_istiod
 from meshcharts.errors import ClusterError, HelmError, ToolError, WaitTimeout
 from meshcharts.helm import Helm
 from meshcharts.kube import kube_for
@@ -372,7 +373,7 @@ def test_without_each_adaptation_this_istiod_fails_the_1_12_chart(
         start = dict(namespace=ns, deployment=f"istiod-{revision}", skew=keep)
         root = local.istiod_root(mesh_cluster.name)
         kubeconfig, egress = local.kubeconfig(mesh_cluster.name), local.egress(mesh_cluster.name)
-        istiod.host = host_istiod.start(kubeconfig, egress, root, timeout=120, **start)  # type: ignore[arg-type]
+        istiod.answering = host_istiod.start(kubeconfig, egress, root, timeout=120, **start)  # type: ignore[arg-type]
         controlplane.wait_webhooks_trusted(kube, revision, timeout=120)
         apps = namespace({"istio.io/rev": revision})
         with pytest.raises(ApiException) as refused:
@@ -561,7 +562,7 @@ def test_a_tagged_namespace_is_injected_by_the_revision_its_tag_points_to_before
     istio_base: tuple[str, str], mesh_cluster: Cluster, mesh_helm: Helm, kube: Kube, namespace: Any, request: Any
 ) -> None:
     """A canary: two revisions, each with a real istiod; the tag `stable` moves from the first to the second."""
-    if mesh_cluster.provider != "local":
+    if not mesh_cluster.capabilities.simulated_pods:
         request.getfixturevalue("mesh_real_pods")
     suffix = uuid.uuid4().hex[:5]
     tag = f"stable{suffix}"
@@ -740,7 +741,7 @@ def test_a_helm_4_rollback_to_the_install_revision_conflicts_only_on_the_failure
     A rollback re-applies the install's manifest: Helm 4 (server-side apply) then conflicts with the manager
     that set Fail, pilot-discovery, on exactly that field, and the README's `--force-conflicts` rolls back; istiod
     sets Fail again. Helm 3 merges client-side and rolls back without it."""
-    if mesh_cluster.provider != "local":
+    if not mesh_cluster.capabilities.simulated_pods:
         request.getfixturevalue("mesh_real_pods")
     revision = f"rb{uuid.uuid4().hex[:5]}"
     istiod = install_real_istiod(
@@ -761,7 +762,7 @@ def test_a_helm_4_rollback_to_the_install_revision_conflicts_only_on_the_failure
             istiod.release, CHARTS / "istiod", namespace=istiod.namespace, wait=True, timeout=180,
             set_values={"revision": revision, "pilot.traceSampling": "2"},
         )  # fmt: skip
-        istiod.host = install_host(mesh_cluster, kube, istiod)
+        istiod.answering = install_host(mesh_cluster, kube, istiod)
         waits.wait_until(fails_closed, condition="istiod's Fail kept by the upgrade", timeout=120)
         if mesh_helm.major >= 4:
             with pytest.raises(HelmError) as conflicted:
@@ -775,7 +776,7 @@ def test_a_helm_4_rollback_to_the_install_revision_conflicts_only_on_the_failure
             )
         else:
             mesh_helm.rollback(istiod.release, 1, namespace=istiod.namespace, wait=True, timeout=120)
-        istiod.host = install_host(mesh_cluster, kube, istiod)
+        istiod.answering = install_host(mesh_cluster, kube, istiod)
         waits.wait_until(fails_closed, condition="istiod to set Fail again after the rollback", timeout=120)
     finally:
         remove_real_istiod(mesh_cluster, mesh_helm, kube, istiod)

@@ -50,13 +50,9 @@ def test_the_main_job_installs_base_istiod_and_gateway_from_the_served_repositor
 ) -> None:
     said: list[str] = []
     shown_lines: list[str] = []
-    local = cluster_mod.Local()
-
-    def host_istiod(namespace: str, deployment: str) -> object:
-        return local.start_istiod(own_cluster.name, namespace=namespace, deployment=deployment, timeout=180)
-
+    runner = own_cluster.backend.istiod_runner(own_cluster.name)
     installed = demo.run(
-        Layout(REPO), own_cluster.kubeconfig, tmp_path, said.append, out=shown_lines.append, host_istiod=host_istiod
+        Layout(REPO), own_cluster.kubeconfig, tmp_path, said.append, out=shown_lines.append, runner=runner
     )
 
     rows = [line.split()[:2] for line in installed.search.splitlines()[1:]]

@@ -17,6 +17,9 @@ import yaml
 import meshcharts
 from meshcharts import cli, cluster
 from meshcharts.cluster import local as local_provider
+from meshcharts.cluster._common import listening_ports, pid_alive, wait_ready
+from meshcharts.cluster.kind import KIND_ENGINE_SKIP, container_engine_socket
+from meshcharts.cluster.local import Local, local_stages
 from meshcharts.errors import ClusterError
 
 
@@ -102,7 +105,7 @@ def test_a_condition_not_met_in_time_is_named_with_the_tail_of_its_components_lo
         return "E1125 listen tcp 127.0.0.1:6443: bind: address already in use"
 
     with pytest.raises(ClusterError) as err:
-        cluster.wait_ready(kubeconfig, nodes=2, timeout=0.5, logs=logs)
+        wait_ready(kubeconfig, nodes=2, timeout=0.5, logs=logs)
     assert asked == ["kube-apiserver"]
     assert "waiting for: API server answers /readyz" in str(err.value)
     assert "last lines of kube-apiserver's log:\nE1125 listen tcp" in str(err.value)
@@ -139,7 +142,7 @@ def fake_engine(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_an_answering_engine_socket_from_docker_host_is_found(fake_engine: Path) -> None:
-    assert cluster.container_engine_socket({"DOCKER_HOST": f"unix://{fake_engine}"}) == str(fake_engine)
+    assert container_engine_socket({"DOCKER_HOST": f"unix://{fake_engine}"}) == str(fake_engine)
 
 
 def test_a_socket_file_nobody_answers_on_is_not_an_engine(tmp_path: Path) -> None:
@@ -147,7 +150,7 @@ def test_a_socket_file_nobody_answers_on_is_not_an_engine(tmp_path: Path) -> Non
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(str(dead))
     sock.close()
-    found = cluster.container_engine_socket({"DOCKER_HOST": f"unix://{dead}"})
+    found = container_engine_socket({"DOCKER_HOST": f"unix://{dead}"})
     assert found != str(dead)
 
 
@@ -156,13 +159,13 @@ def test_kind_without_a_container_engine_fails_at_once_saying_so(
 ) -> None:
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    if cluster.container_engine_socket() is not None:
+    if container_engine_socket() is not None:
         pytest.skip("requires a machine without a running Docker or Podman engine")
     with pytest.raises(ClusterError) as caught:
         cluster.up("x", provider="kind", cache=tmp_path)
     message = str(caught.value)
     print(f"cluster up --provider kind here: {message}")
-    assert message.startswith(cluster.KIND_ENGINE_SKIP)
+    assert message.startswith(KIND_ENGINE_SKIP)
     assert "/var/run/docker.sock, /run/podman/podman.sock" in message
     assert not (tmp_path / "kind").exists(), "nothing may be written before the engine answers"
 
@@ -172,16 +175,16 @@ def test_listening_ports_sees_a_listener_and_forgets_it_once_closed() -> None:
     server.bind(("127.0.0.1", 0))
     server.listen()
     port = server.getsockname()[1]
-    assert port in cluster.listening_ports()
+    assert port in listening_ports()
     server.close()
-    assert port not in cluster.listening_ports()
+    assert port not in listening_ports()
 
 
 def test_pid_alive_is_false_for_a_reaped_child_and_true_for_this_process() -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
-    assert cluster.pid_alive(os.getpid())
-    assert not cluster.pid_alive(child.pid)
+    assert pid_alive(os.getpid())
+    assert not pid_alive(child.pid)
 
 
 def test_cli_cluster_error_exits_2_with_the_cause(
@@ -208,7 +211,7 @@ def test_cli_tools_path_of_an_unbuilt_tool_exits_2_with_the_fix(
 
 
 def test_local_stages_of_this_tree_are_the_loadbalancer_and_uninjected_pod_stages() -> None:
-    files = {path.name: yaml.safe_load(path.read_text()) for path in cluster.local_stages()}
+    files = {path.name: yaml.safe_load(path.read_text()) for path in local_stages()}
     assert sorted(files) == ["loadbalancer-stage.yaml", "uninjected-pod-stage.yaml"]
     assert {name: stage["kind"] for name, stage in files.items()} == dict.fromkeys(files, "Stage")
     assert files["loadbalancer-stage.yaml"]["spec"]["resourceRef"] == {"apiGroup": "v1", "kind": "Service"}
@@ -222,14 +225,14 @@ def test_local_stages_come_from_the_package_not_a_checkout(tmp_path: Path, monke
     """An installed package finds its kwok stages wherever it runs: no meshcharts tree at or above the directory."""
     monkeypatch.delenv("MESHCHARTS_ROOT", raising=False)
     monkeypatch.chdir(tmp_path)
-    stages = cluster.local_stages()
+    stages = local_stages()
     assert [path.parent for path in stages] == [Path(meshcharts.__file__).parent / "data" / "kwok"] * 2
 
 
 def test_a_package_without_its_kwok_stages_fails_naming_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(local_provider, "LOCAL_STAGES", ("loadbalancer-stage.yaml", "no-such-stage.yaml"))
     with pytest.raises(ClusterError, match=r"cannot find the kwok stages .*lacks data/kwok/no-such-stage\.yaml"):
-        cluster.local_stages()
+        local_stages()
 
 
 def test_extra_stages_reach_kwok_controller_through_a_components_patch_not_kwokctls_own_stages(
@@ -237,7 +240,7 @@ def test_extra_stages_reach_kwok_controller_through_a_components_patch_not_kwokc
 ) -> None:
     """A Stage in kwokctl's --config would replace kwok's default node and pod stages; a patch adds to them."""
     stage = tmp_path / "stage.yaml"
-    local = cluster.Local(tmp_path, stages=(stage,))
+    local = Local(tmp_path, stages=(stage,))
     binaries = {name: tmp_path / name for name in ("kwokctl", "kwok", "etcd", *cluster.tools.KUBERNETES_COMPONENTS)}
     argv = local.create_argv("x", binaries, api_port=None)
     assert argv[-2:] == ["--config", "-"]
@@ -248,7 +251,7 @@ def test_extra_stages_reach_kwok_controller_through_a_components_patch_not_kwokc
 
 def test_every_local_cluster_api_server_gets_its_own_egress_selector_config(tmp_path: Path) -> None:
     """Without extra stages too: the egress selector is what keeps the API server's dials on loopback."""
-    local = cluster.Local(tmp_path)
+    local = Local(tmp_path)
     binaries = {name: tmp_path / name for name in ("kwokctl", "kwok", "etcd", *cluster.tools.KUBERNETES_COMPONENTS)}
     argv = local.create_argv("x", binaries, api_port=None)
     assert argv[-2:] == ["--config", "-"]
@@ -270,21 +273,21 @@ def _dead_pid() -> int:
 
 
 def test_a_cluster_whose_owner_process_is_gone_is_orphaned(tmp_path: Path) -> None:
-    local = cluster.Local(tmp_path)
+    local = Local(tmp_path)
     local.claim("run", _dead_pid())
     assert local.orphaned("run") is not None and "owner process" in (local.orphaned("run") or "")
     assert local.names() == ["run"]
 
 
 def test_a_cluster_owned_by_a_live_process_is_not_orphaned(tmp_path: Path) -> None:
-    local = cluster.Local(tmp_path)
+    local = Local(tmp_path)
     local.claim("run", os.getpid())
     assert local.orphaned("run") is None
 
 
 def test_a_reused_pid_does_not_pass_for_the_owner(tmp_path: Path) -> None:
     """The owner record holds the process start time too: another process under the same pid is not it."""
-    local = cluster.Local(tmp_path)
+    local = Local(tmp_path)
     local.claim("run", os.getpid())
     record = json.loads(local.owner_path("run").read_text())
     record["started"] -= 1
@@ -293,7 +296,7 @@ def test_a_reused_pid_does_not_pass_for_the_owner(tmp_path: Path) -> None:
 
 
 def test_a_kept_cluster_lives_on_after_its_creator_while_its_processes_run(tmp_path: Path) -> None:
-    local = cluster.Local(tmp_path)
+    local = Local(tmp_path)
     local.claim("kept", None)
     local.release_creation("kept")
     pids = local.cluster_dir("kept") / "pids"
@@ -307,7 +310,7 @@ def test_a_kept_cluster_lives_on_after_its_creator_while_its_processes_run(tmp_p
 def _orphan_never_finished(cache: Path, name: str) -> Path:
     """A local cluster as a test run killed during `up` leaves it: kwokctl's directory without kwok.yaml, and an
     owner record naming a process that has exited."""
-    local = cluster.Local(cache)
+    local = Local(cache)
     directory = local.cluster_dir(name)
     (directory / "pids").mkdir(parents=True)
     (directory / "kubeconfig.yaml").write_text("apiVersion: v1\nkind: Config\n")
@@ -323,7 +326,7 @@ def test_prune_removes_a_cluster_killed_before_kwokctl_wrote_its_configuration(t
     said: list[str] = []
     assert cluster.prune(cache=tmp_path, say=said.append) == ["killed-early"]
     assert not directory.exists()
-    assert not cluster.Local(tmp_path).owner_path("killed-early").exists()
+    assert not Local(tmp_path).owner_path("killed-early").exists()
     assert any("was never finished (no kwok.yaml)" in line for line in said), said
 
 
@@ -347,5 +350,5 @@ def test_concurrent_prunes_take_each_orphan_down_once(tmp_path: Path) -> None:
     for thread in threads:
         thread.join(timeout=60)
     assert not errors, errors
-    assert not any(cluster.Local(tmp_path).cluster_dir(name).exists() for name in names)
+    assert not any(Local(tmp_path).cluster_dir(name).exists() for name in names)
     assert {n for run in pruned for n in run} == set(names)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from meshcharts.egress import Egress, ServiceRoute, decide, is_loopback, selector_config
+from meshcharts.cluster.local.egress import Egress, ServiceRoute, decide, is_loopback, selector_config
 from meshcharts.errors import ClusterError
 
 SERVICES = {("10.0.0.12", 443): ("istio-system", "istiod"), ("10.0.0.13", 15012): ("istio-system", "istiod")}

@@ -14,14 +14,14 @@ from meshcharts.errors import ClusterError
 
 
 def _base() -> dict[str, Any]:
-    base, _ = cluster.kind_files()
+    base, _ = kind_provider.kind_files()
     loaded = yaml.safe_load(base.read_text())
     assert isinstance(loaded, dict)
     return loaded
 
 
 def _images() -> dict[str, Any]:
-    _, images = cluster.kind_files()
+    _, images = kind_provider.kind_files()
     loaded = yaml.safe_load(images.read_text())
     assert isinstance(loaded, dict)
     return loaded
@@ -31,34 +31,34 @@ def _images() -> dict[str, Any]:
     ("given", "minor"), [("v1.34.4", "1.34"), ("1.30", "1.30"), ("v1.36", "1.36"), ("1.37.0", "1.37")]
 )
 def test_any_spelling_of_a_version_selects_its_minor(given: str, minor: str) -> None:
-    assert cluster.kind_minor(given) == minor
+    assert kind_provider.kind_minor(given) == minor
 
 
 @pytest.mark.parametrize("given", ["", "1", "latest", "v1.x", "1.30.1.2"])
 def test_a_version_that_is_not_one_is_refused_with_the_accepted_forms(given: str) -> None:
     with pytest.raises(ClusterError, match=r"write it as 1\.N, v1\.N or v1\.N\.P"):
-        cluster.kind_minor(given)
+        kind_provider.kind_minor(given)
 
 
 def test_the_node_image_table_covers_the_test_matrix_and_the_local_toolchain_releases() -> None:
     images = _images()
-    wanted = {"1.30", "1.33", "1.36"} | {cluster.kind_minor(v) for v in tools.KUBERNETES_RELEASES}
+    wanted = {"1.30", "1.33", "1.36"} | {kind_provider.kind_minor(v) for v in tools.KUBERNETES_RELEASES}
     assert wanted <= set(images)
     for minor, image in images.items():
         assert str(image).startswith(f"kindest/node:v{minor}."), (minor, image)
 
 
 def test_the_image_of_a_patch_release_is_the_one_of_its_minor() -> None:
-    assert cluster.kind_node_image("v1.34.4", _images()) == _images()["1.34"]
+    assert kind_provider.kind_node_image("v1.34.4", _images()) == _images()["1.34"]
 
 
 def test_a_minor_without_an_image_names_the_known_minors_and_the_override() -> None:
     with pytest.raises(ClusterError, match=r"no kindest/node image for Kubernetes 1\.9 .*known minors: 1\.30, 1\.31"):
-        cluster.kind_node_image("1.9", _images())
+        kind_provider.kind_node_image("1.9", _images())
 
 
 def test_config_has_one_control_plane_and_workers_all_on_the_image_and_keeps_the_base() -> None:
-    config = cluster.kind_config(_base(), nodes=3, image="kindest/node:v1.33.4")
+    config = kind_provider.kind_config(_base(), nodes=3, image="kindest/node:v1.33.4")
     assert config["kind"] == "Cluster"
     assert config["apiVersion"] == "kind.x-k8s.io/v1alpha4"
     assert config["networking"]["apiServerAddress"] == "127.0.0.1"
@@ -72,16 +72,16 @@ def test_config_has_one_control_plane_and_workers_all_on_the_image_and_keeps_the
 
 def test_config_generation_refuses_zero_nodes_and_a_base_that_lists_nodes_or_is_no_kind_config() -> None:
     with pytest.raises(ClusterError, match="at least 1 node"):
-        cluster.kind_config(_base(), nodes=0, image="i")
+        kind_provider.kind_config(_base(), nodes=0, image="i")
     with pytest.raises(ClusterError, match="must not list nodes"):
-        cluster.kind_config({**_base(), "nodes": []}, nodes=1, image="i")
+        kind_provider.kind_config({**_base(), "nodes": []}, nodes=1, image="i")
     with pytest.raises(ClusterError, match="must be a kind Cluster"):
-        cluster.kind_config({"kind": "Config"}, nodes=1, image="i")
+        kind_provider.kind_config({"kind": "Config"}, nodes=1, image="i")
 
 
 def test_create_and_delete_command_lines_name_the_cluster_its_kubeconfig_config_and_wait(tmp_path: Path) -> None:
     kind = tmp_path / "kind"
-    argv = cluster.kind_create_argv(
+    argv = kind_provider.kind_create_argv(
         kind, "ci", kubeconfig=tmp_path / "ci.kubeconfig", config=tmp_path / "ci.yaml", timeout=180
     )
     assert argv == [
@@ -97,7 +97,7 @@ def test_create_and_delete_command_lines_name_the_cluster_its_kubeconfig_config_
         "--wait",
         "180s",
     ]
-    assert cluster.kind_delete_argv(kind, "ci", kubeconfig=tmp_path / "k") == [
+    assert kind_provider.kind_delete_argv(kind, "ci", kubeconfig=tmp_path / "k") == [
         str(kind),
         "delete",
         "cluster",
@@ -143,12 +143,12 @@ def test_a_bad_kind_version_is_reported_before_the_engine_is_asked(
 
 def test_no_engine_error_names_every_socket_tried_and_the_fix(tmp_path: Path) -> None:
     env = {"DOCKER_HOST": f"unix://{tmp_path}/docker.sock", "XDG_RUNTIME_DIR": str(tmp_path / "run")}
-    if cluster.container_engine_socket(env) is not None:
+    if kind_provider.container_engine_socket(env) is not None:
         pytest.skip("requires a machine without a running Docker or Podman engine")
     with pytest.raises(ClusterError) as caught:
-        cluster.require_engine(env)
+        kind_provider.require_engine(env)
     message = str(caught.value)
-    assert message.startswith(cluster.KIND_ENGINE_SKIP)
+    assert message.startswith(kind_provider.KIND_ENGINE_SKIP)
     for path in (f"{tmp_path}/docker.sock", f"{tmp_path}/run/docker.sock", f"{tmp_path}/run/podman/podman.sock"):
         assert path in message
     assert "use --provider local" in message

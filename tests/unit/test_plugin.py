@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from meshcharts.cluster.kind import KIND_ENGINE_SKIP, container_engine_socket
+
 pytest_plugins = ["pytester"]
 
 
@@ -30,14 +32,13 @@ def test_an_unreachable_existing_cluster_fails_the_test_with_the_cause(pytester:
 
 
 def test_kind_without_a_container_engine_is_skipped_with_the_reason(pytester: pytest.Pytester) -> None:
-    from meshcharts import cluster
 
-    if cluster.container_engine_socket() is not None:
+    if container_engine_socket() is not None:
         pytest.skip("a container engine answers here, so kind would really run")
     pytester.makepyfile("def test_needs_cluster(kube):\n    pass\n")
     result = pytester.runpytest("--cluster-provider", "kind", "-rs")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines([f"SKIPPED [[]1[]] *: {cluster.KIND_ENGINE_SKIP}"])
+    result.stdout.fnmatch_lines([f"SKIPPED [[]1[]] *: {KIND_ENGINE_SKIP}"])
     print(next(line for line in result.outlines if line.startswith("SKIPPED")))
 
 

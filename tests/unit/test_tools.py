@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from meshcharts import tools
-from meshcharts._wait import wait_for
 from meshcharts.errors import ToolError
+from meshcharts.waits import wait_for
 from tests import REPO
 
 MODULES = REPO / "generator" / "meshcharts" / "data" / "toolchain"

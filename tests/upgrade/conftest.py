@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
-from meshcharts import index, package, repo, upgrade
+from meshcharts import index, package, repo, spec, upgrade
 from meshcharts.cluster import Cluster
 from meshcharts.helm import Helm
 from meshcharts.paths import Layout
@@ -35,9 +36,32 @@ def current_versions(line: str | None = None) -> dict[str, str]:
     return {d.name: str(package.load_metadata(d)["version"]) for d in repo.chart_dirs(layout)}
 
 
+def base_line() -> str:
+    """The base line's name (`1.12`): the minor of generator/specs/suite.yaml's version, whose tree is charts/."""
+    version = str(yaml.safe_load((Layout(REPO).specs / "suite.yaml").read_text())["version"])
+    return ".".join(version.split(".")[:2])
+
+
+def release_lines() -> dict[str, dict[str, str]]:
+    """Every release line the repository declares, name -> its working tree's charts (name -> version from the
+    generated Chart.yaml, in spec.CHART_NAMES order): the base line (charts/) and each generator/lines/<line>/."""
+    trees = {base_line(): current_versions(), **{line: current_versions(line) for line in Layout(REPO).lines()}}
+    return {
+        line: {chart: versions[chart] for chart in spec.CHART_NAMES if chart in versions}
+        for line, versions in trees.items()
+    }
+
+
+def cross_minor_moves() -> list[upgrade.LineMove]:
+    """The move into each release line from the line one minor below it: its paths from the published index,
+    or why it has none (test_cross_minor.py runs the paths; the report shows the reasons)."""
+    return upgrade.cross_minor(index.load(REPO / "index.yaml"), release_lines(), base_line=base_line())
+
+
 def published_matrix() -> list[upgrade.UpgradePath]:
     """Each line's own published patches to its tree: 1.12.x to charts/, 1.13.x to lines/1.13/. The moves
-    from 1.12 to lines/1.13/ are test_cross_minor.py's; nothing goes from 1.13 down to charts/."""
+    from one line to the next (1.12 to lines/1.13/) are test_cross_minor.py's (`cross_minor_moves`); nothing goes
+    from 1.13 down to charts/."""
     published = index.load(REPO / "index.yaml")
     paths = upgrade.matrix(published, current_versions())
     for line in Layout(REPO).lines():
@@ -94,7 +118,7 @@ def canary_slate(mesh_helm: Helm, kube: Kube) -> Iterator[None]:
 @pytest.fixture
 def revision_istiods(mesh_cluster: Cluster, kube: Kube, request: pytest.FixtureRequest) -> Iterator[RevisionIstiods]:
     """Real istiods for the revisions a test installs in istio-system, stopped when it ends."""
-    if mesh_cluster.provider != "local":
+    if not mesh_cluster.capabilities.simulated_pods:
         request.getfixturevalue("mesh_real_pods")
     istiods = RevisionIstiods(mesh_cluster, kube)
     yield istiods

@@ -212,7 +212,7 @@ def path_slot(
     if chart == "base":
         request.getfixturevalue("base_slate")
         return BASE_RELEASE
-    if mesh_cluster.provider != "local":
+    if not mesh_cluster.capabilities.simulated_pods:
         request.getfixturevalue("mesh_real_pods")
     request.getfixturevalue("control_plane" if chart == "gateway" else "sole_default_istiod")
     # The release names users have: the gateway's name is what its selector derives from.

@@ -60,7 +60,7 @@ def istio_slate(
     tmp_path: Path,
 ) -> Iterator[None]:
     """No istiod, gateway or base release in istio-system and no Istio CRDs, before and after; no shared istiod."""
-    if mesh_cluster.provider != "local":
+    if not mesh_cluster.capabilities.simulated_pods:
         request.getfixturevalue("mesh_real_pods")
     drop_shared_istiod(mesh_cluster, mesh_helm, shared_installs, tmp_path)
 

@@ -1,43 +1,31 @@
-"""Clusters for tests and demos: `local` (kwokctl's binary runtime on cached binaries), `kind`, `existing`.
+"""Clusters for tests and demos, behind one interface (`Provider`, in meshcharts.cluster.provider).
 
-`up` returns only when the API server answers and the nodes are Ready; `down` verifies by pid and
-port that nothing it started is left behind. Every failure is a ClusterError naming cause and fix.
+Providers: `local` (kwokctl's binary runtime on cached binaries; meshcharts.cluster.local), `kind`
+(meshcharts.cluster.kind) and `existing` (meshcharts.cluster.existing). `up` returns only when the API server
+answers and the nodes are Ready; `down` verifies that nothing it started is left behind. Every failure is a
+ClusterError naming cause and fix. A new provider is a package implementing `Provider` and an entry in
+PROVIDERS.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from meshcharts import tools
-from meshcharts.cluster import existing, kind, local
-from meshcharts.cluster._common import (
-    KWOK_NODE_ANNOTATION,
-    Cluster,
-    Say,
-    check_reachable,
-    listening_ports,
-    pid_alive,
-    quiet,
-    simulated_nodes,
-    wait_ready,
-)
-from meshcharts.cluster.kind import (
-    KIND_ENGINE_SKIP,
-    container_engine_candidates,
-    container_engine_socket,
-    kind_config,
-    kind_create_argv,
-    kind_delete_argv,
-    kind_files,
-    kind_minor,
-    kind_node_image,
-    require_engine,
-)
-from meshcharts.cluster.local import LOCAL_COMPONENTS, LOCAL_STAGES, Local, local_stages
+from meshcharts.cluster._common import Cluster, Say, quiet
+from meshcharts.cluster.existing import ExistingProvider
+from meshcharts.cluster.kind import KindProvider
+from meshcharts.cluster.local import LocalProvider
+from meshcharts.cluster.provider import Capabilities, Provider, UpRequest
 from meshcharts.errors import ClusterError
 
-PROVIDERS = ("local", "kind", "existing")
+PROVIDERS: dict[str, Callable[[Path | None], Provider]] = {
+    "local": LocalProvider,
+    "kind": KindProvider,
+    "existing": ExistingProvider,
+}
 DEFAULT_NAME = "meshcharts"
 DEFAULT_NODES = 2
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?$")
@@ -53,13 +41,14 @@ def validate_name(name: str) -> str:
     return name
 
 
-def validate_provider(provider: str) -> str:
-    if provider not in PROVIDERS:
-        raise ClusterError(f"unknown provider {provider!r}; choose one of: {', '.join(PROVIDERS)}")
-    return provider
+def get_provider(name: str, cache: Path | None = None) -> Provider:
+    """The provider called `name`; ClusterError listing the known ones otherwise."""
+    if name not in PROVIDERS:
+        raise ClusterError(f"unknown provider {name!r}; choose one of: {', '.join(PROVIDERS)}")
+    return PROVIDERS[name](cache)
 
 
-# --- the public entry points ------------------------------------------------------------------------
+# --- the command line's entry points ----------------------------------------------------------------------
 
 
 def up(
@@ -83,20 +72,16 @@ def up(
     lives for, such as a test run: once that process is gone, `prune` takes the cluster down.
     """
     validate_name(name)
-    validate_provider(provider)
-    cache = cache or tools.cache_root()
-    if provider == "existing":
-        path = existing.kubeconfig(kubeconfig)
-        check_reachable(path, timeout=timeout)
-        return Cluster(name, "existing", path)
-    if kubeconfig is not None:
-        raise ClusterError(f"--kubeconfig is for --provider existing; provider {provider} writes its own")
-    if image is not None and provider != "kind":
-        raise ClusterError(f"--image is for --provider kind; provider {provider} runs no node image")
-    if provider == "kind":
-        return kind.up(cache, name, nodes=nodes, timeout=timeout, k8s_version=k8s_version, image=image, say=say)
-    local_cluster = Local(cache, k8s_version, stages=local_stages())
-    return local.up(local_cluster, name, nodes=nodes, timeout=timeout, api_port=api_port, say=say, owner=owner)
+    request = UpRequest(
+        nodes=nodes,
+        timeout=timeout,
+        k8s_version=k8s_version,
+        kubeconfig=kubeconfig,
+        image=image,
+        api_port=api_port,
+        owner=owner,
+    )
+    return get_provider(provider, cache).up(name, request, say=say)
 
 
 def down(
@@ -107,21 +92,17 @@ def down(
     cache: Path | None = None,
     say: Say = quiet,
 ) -> None:
-    """Take a cluster down; for `local`, verify that none of its processes or listening ports is left."""
+    """Take a cluster down and verify that nothing it ran is left (nothing done for a cluster not ours)."""
     validate_name(name)
-    validate_provider(provider)
-    cache = cache or tools.cache_root()
-    if provider == "existing":
-        say("provider existing: the cluster is not ours to take down; nothing done")
-    elif provider == "kind":
-        kind.down(cache, name, timeout=timeout, say=say)
-    else:
-        local.down(Local(cache), name, timeout=timeout, say=say)
+    get_provider(provider, cache).down(name, timeout=timeout, say=say)
 
 
 def prune(*, timeout: float = 60.0, cache: Path | None = None, say: Say = quiet) -> list[str]:
-    """Take down every local cluster whose owner process is gone or whose processes all died; returns their names."""
-    return local.prune(Local(cache or tools.cache_root()), timeout=timeout, say=say)
+    """Take down every cluster of every provider whose test run is gone; returns their names."""
+    pruned: list[str] = []
+    for name in PROVIDERS:
+        pruned += get_provider(name, cache).prune(timeout=timeout, say=say)
+    return pruned
 
 
 def kubeconfig_path(
@@ -133,11 +114,7 @@ def kubeconfig_path(
 ) -> Path:
     """Path of the kubeconfig of an up cluster, or ClusterError saying how to bring it up."""
     validate_name(name)
-    validate_provider(provider)
-    cache = cache or tools.cache_root()
-    if provider == "existing":
-        return existing.kubeconfig(kubeconfig)
-    path = kind.kubeconfig_path(cache, name) if provider == "kind" else Local(cache).kubeconfig(name)
+    path = get_provider(provider, cache).kubeconfig(name, kubeconfig)
     if not path.is_file():
         raise ClusterError(
             f"no {provider} cluster {name} (no {path}); fix: `meshcharts cluster up --name {name} "
@@ -149,34 +126,16 @@ def kubeconfig_path(
 __all__ = [
     "DEFAULT_NAME",
     "DEFAULT_NODES",
-    "KIND_ENGINE_SKIP",
-    "KWOK_NODE_ANNOTATION",
-    "LOCAL_COMPONENTS",
-    "LOCAL_STAGES",
     "PROVIDERS",
+    "Capabilities",
     "Cluster",
-    "Local",
+    "Provider",
     "Say",
-    "check_reachable",
-    "container_engine_candidates",
-    "container_engine_socket",
+    "UpRequest",
     "down",
-    "kind_config",
-    "kind_create_argv",
-    "kind_delete_argv",
-    "kind_files",
-    "kind_minor",
-    "kind_node_image",
+    "get_provider",
     "kubeconfig_path",
-    "listening_ports",
-    "local_stages",
-    "pid_alive",
     "prune",
-    "require_engine",
-    "simulated_nodes",
-    "tools",
     "up",
     "validate_name",
-    "validate_provider",
-    "wait_ready",
 ]

@@ -11,10 +11,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshcharts import tools
 from meshcharts.errors import ClusterError
+from meshcharts.kube import api_client
+
+if TYPE_CHECKING:
+    from meshcharts.cluster.provider import Capabilities, Provider
 
 LOG_TAIL_LINES = 30
 
@@ -41,6 +45,17 @@ class Cluster:
         """
         return simulated_nodes(self.kubeconfig, self.context)
 
+    @property
+    def backend(self) -> Provider:
+        """The provider this cluster belongs to: what to ask instead of comparing `provider` with a name."""
+        from meshcharts.cluster import get_provider
+
+        return get_provider(self.provider)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.backend.capabilities
+
     def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """Environment for a child process that should talk to this cluster (KUBECONFIG set explicitly)."""
         env = dict(os.environ if base is None else base)
@@ -53,17 +68,6 @@ class Cluster:
 # kwok marks every node it simulates with this annotation (value "fake"); its pods get Running and Ready
 # from kwok's stages while no container starts.
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
-
-
-def _api_client(kubeconfig: Path, context: str | None = None) -> Any:
-    from kubernetes import config
-
-    try:
-        return config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=str(kubeconfig), context=context
-        )
-    except Exception as err:
-        raise ClusterError(f"cannot load kubeconfig {kubeconfig}: {err}") from err
 
 
 def _readyz(api: Any) -> bool:
@@ -123,7 +127,7 @@ def wait_ready(
     `failed`, polled too, ends the wait at once with its description (e.g. a component that exited).
     """
     deadline = time.monotonic() + timeout
-    api = _api_client(kubeconfig, context)
+    api = api_client(kubeconfig, context)
     try:
         conditions = [
             _Condition("API server answers /readyz", lambda: _readyz(api), "kube-apiserver"),
@@ -156,7 +160,7 @@ def simulated_nodes(kubeconfig: Path, context: str | None = None) -> str | None:
     one real node may run pods). ClusterError if the nodes cannot be listed."""
     from kubernetes import client
 
-    api = _api_client(kubeconfig, context)
+    api = api_client(kubeconfig, context)
     try:
         nodes = client.CoreV1Api(api).list_node(_request_timeout=10).items
     except Exception as err:
@@ -176,7 +180,7 @@ def simulated_nodes(kubeconfig: Path, context: str | None = None) -> str | None:
 def check_reachable(kubeconfig: Path, *, timeout: float, context: str | None = None) -> None:
     """ClusterError unless the API server behind `kubeconfig` answers /readyz within `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    api = _api_client(kubeconfig, context)
+    api = api_client(kubeconfig, context)
     try:
         while not _readyz(api):
             if time.monotonic() > deadline:

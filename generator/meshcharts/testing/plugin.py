@@ -20,7 +20,7 @@ import pytest
 
 from meshcharts import cluster as cluster_mod
 from meshcharts import controlplane, tools, waits
-from meshcharts.egress import Egress
+from meshcharts.cluster.local.egress import Egress
 from meshcharts.errors import ClusterError, UsageError
 from meshcharts.helm import Helm
 from meshcharts.kube import Kube, KubeApiError, kube_for
@@ -39,7 +39,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("meshcharts", "meshcharts cluster tests")
     group.addoption(
         "--cluster-provider",
-        choices=cluster_mod.PROVIDERS,
+        choices=list(cluster_mod.PROVIDERS),
         default="local",
         help="where the session cluster comes from (default: local, kwok-simulated nodes)",
     )
@@ -101,8 +101,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "namespace_labels(labels): labels of the test's fresh namespace")
     config.addinivalue_line(
         "markers",
-        "local_only(why): holds only on the local provider (simulated pods, the egress proxy, the admission "
-        "recorder); skipped on kind and existing clusters with `why`",
+        "local_only(why): holds only on a cluster whose pods are simulated and whose API server's egress passes "
+        "our proxy (the local provider: simulated pods, the egress proxy, the admission recorder); skipped "
+        "elsewhere with `why`",
     )
 
 
@@ -110,9 +111,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Tests that use pytest-helm-charts' kube_cluster get the session cluster first, so its KUBECONFIG is set;
     local_only tests skip on other providers, naming why."""
     provider = config.getoption("--cluster-provider", "local")
+    caps = cluster_mod.get_provider(provider).capabilities
+    local_like = caps.simulated_pods and caps.egress_proxy
     for item in items:
         marker = item.get_closest_marker("local_only")
-        if marker is not None and provider != "local":
+        if marker is not None and not local_like:
             why = marker.args[0] if marker.args else "it needs the local provider"
             item.add_marker(pytest.mark.skip(reason=f"holds only on the local provider, not {provider}: {why}"))
         names = getattr(item, "fixturenames", None)
@@ -134,17 +137,16 @@ def mesh_cluster(pytestconfig: pytest.Config) -> Iterator[cluster_mod.Cluster]:
         # pytest-xdist: each worker is a test run of its own with a session cluster of its own.
         name = f"{name}-{worker}"
     kubeconfig = pytestconfig.getoption("--kubeconfig", None)
-    if provider == "kind" and cluster_mod.container_engine_socket() is None:
-        pytest.skip(cluster_mod.KIND_ENGINE_SKIP)
-    existed = False
-    if provider == "local":
-        try:
-            # Clusters of killed test runs (and dead ones) go first: they hold processes and ports.
-            cluster_mod.prune()
-        except ClusterError as err:
-            pytest.fail(f"pruning the local clusters of earlier test runs failed: {err}", pytrace=False)
-        with contextlib.suppress(ClusterError):
-            existed = cluster_mod.kubeconfig_path(name).is_file()
+    backend = cluster_mod.get_provider(provider)
+    unavailable = backend.unavailable()
+    if unavailable:
+        pytest.skip(unavailable)
+    try:
+        # Clusters of killed test runs (and dead ones) go first: they hold processes and ports.
+        backend.prune(timeout=60, say=lambda _: None)
+    except ClusterError as err:
+        pytest.fail(f"pruning the clusters of earlier test runs failed: {err}", pytrace=False)
+    existed = backend.capabilities.owns_clusters and backend.exists(name)
     try:
         cluster = cluster_mod.up(
             name,
@@ -165,8 +167,8 @@ def mesh_cluster(pytestconfig: pytest.Config) -> Iterator[cluster_mod.Cluster]:
             os.environ.pop("KUBECONFIG", None)
         else:
             os.environ["KUBECONFIG"] = previous
-        if provider != "existing" and not keep and not existed:
-            cluster_mod.down(name, provider=provider)
+        if backend.capabilities.owns_clusters and not keep and not existed:
+            backend.down(name, timeout=60, say=lambda _: None)
 
 
 @pytest.fixture(scope="session")
@@ -181,11 +183,11 @@ def mesh_egress(mesh_cluster: cluster_mod.Cluster) -> Egress:
 
     Route a Service's webhooks to a server on loopback with `AdmissionRecorder.stand_in_for(mesh_egress, ...)`.
     """
-    if mesh_cluster.provider != "local":
+    if not mesh_cluster.capabilities.egress_proxy:
         pytest.skip(
             f"requires the local provider's egress proxy; on {mesh_cluster.provider}, Services route to real pods"
         )
-    return cluster_mod.Local(tools.cache_root()).egress(mesh_cluster.name)
+    return mesh_cluster.backend.egress(mesh_cluster.name)
 
 
 @pytest.fixture(scope="session")
@@ -218,7 +220,8 @@ def mesh_control_plane(
     Uninstalled (and the host istiod stopped) at the end unless the cluster is kept. Elsewhere it skips where
     no pod runs (`mesh_real_pods`): istiod could not answer.
     """
-    if mesh_cluster.provider != "local":
+    runner = mesh_cluster.backend.istiod_runner(mesh_cluster.name)
+    if not mesh_cluster.capabilities.simulated_pods:
         request.getfixturevalue("mesh_real_pods")
     charts = pytestconfig.getoption("--mesh-charts")
     if charts is None:
@@ -234,27 +237,19 @@ def mesh_control_plane(
         if not sep or chart not in ("base", "istiod") or not Path(file).is_file():
             raise pytest.UsageError(f"--mesh-values {entry!r}: write base=FILE or istiod=FILE with an existing FILE")
         values.setdefault(chart, []).append(Path(file).absolute())
-    host = None
-    if mesh_cluster.provider == "local":
-        local = cluster_mod.Local(tools.cache_root())
-
-        def host(namespace: str, deployment: str) -> Any:
-            return local.start_istiod(mesh_cluster.name, namespace=namespace, deployment=deployment, timeout=300)
-
     plane = controlplane.install(
         mesh_helm,
         kube,
         charts=charts,
         version=pytestconfig.getoption("--mesh-version"),
         values=values,
-        host_istiod=host,
+        runner=runner,
         timeout=300,
     )
     yield plane
     if not pytestconfig.getoption("--keep-cluster"):
         controlplane.uninstall(mesh_helm)
-        if plane.host_istiod is not None:
-            plane.host_istiod.istiod.stop(cluster_mod.Local(tools.cache_root()).egress(mesh_cluster.name))
+        plane.istiod.stop()
 
 
 @pytest.fixture(scope="session")
@@ -287,30 +282,14 @@ def mesh_namespace(request: pytest.FixtureRequest, kube: Kube) -> Iterator[str]:
 
 
 def control_plane_logs(mesh_cluster: cluster_mod.Cluster, lines: int = 20) -> str:
-    if mesh_cluster.provider != "local":
-        return ""
-    local = cluster_mod.Local(tools.cache_root())
-    parts = []
-    for component in cluster_mod.LOCAL_COMPONENTS:
-        with contextlib.suppress(Exception):
-            parts.append(
-                f"--- {component} log (last {lines} lines)\n{local.log_tail(mesh_cluster.name, component, lines)}"
-            )
-    return "\n".join(parts)
+    """The log tails of the cluster's control-plane components, where this host has them."""
+    return mesh_cluster.backend.logs(mesh_cluster.name, lines)
 
 
 def istiod_logs(mesh_cluster: cluster_mod.Cluster, lines: int = 40) -> str:
-    """The log tail of each real istiod the local provider runs on the host for this cluster ("" elsewhere: there
-    istiod's pod log is the cluster's)."""
-    if mesh_cluster.provider != "local":
-        return ""
-    parts = []
-    with contextlib.suppress(Exception):
-        for istiod in cluster_mod.Local(tools.cache_root()).istiods(mesh_cluster.name):
-            parts.append(
-                f"--- istiod {istiod.directory.name} (pid {istiod.pid()}), last {lines} lines\n{istiod.log_tail(lines)}"
-            )
-    return "\n".join(parts)
+    """The log tail of each real istiod run on this host for this cluster ("" where istiod's pod log is the
+    cluster's)."""
+    return mesh_cluster.backend.logs(mesh_cluster.name, lines, istiod=True)
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ import yaml
 
 from meshcharts import tools
 from meshcharts.cluster._common import Cluster, Say, run_tool, wait_ready
+from meshcharts.cluster.provider import Capabilities, UpRequest
+from meshcharts.controlplane import InClusterIstiod
 from meshcharts.errors import ClusterError, ToolError, UsageError
 from meshcharts.paths import package_data
 
@@ -199,3 +201,52 @@ def down(cache: Path, name: str, *, timeout: float, say: Say) -> None:
     )
     kubeconfig.unlink(missing_ok=True)
     say(f"kind cluster {name} deleted")
+
+
+class KindProvider:
+    """`kind`: nodes in containers of Docker or Podman; real pods (the chart's istiod pod answers), no
+    LoadBalancer implementation, the API server's egress is the node's own."""
+
+    name = "kind"
+    capabilities = Capabilities(simulated_pods=False, egress_proxy=False, load_balancer=False, owns_clusters=True)
+    needs: tuple[str, ...] = ("kind",)
+
+    def __init__(self, cache: Path | None = None) -> None:
+        self.cache = cache or tools.cache_root()
+
+    def unavailable(self) -> str | None:
+        return KIND_ENGINE_SKIP if container_engine_socket() is None else None
+
+    def up(self, name: str, request: UpRequest, *, say: Say) -> Cluster:
+        if request.kubeconfig is not None:
+            raise ClusterError("--kubeconfig is for --provider existing; provider kind writes its own")
+        return up(
+            self.cache,
+            name,
+            nodes=request.nodes,
+            timeout=request.timeout,
+            k8s_version=request.k8s_version,
+            image=request.image,
+            say=say,
+        )
+
+    def down(self, name: str, *, timeout: float, say: Say) -> None:
+        down(self.cache, name, timeout=timeout, say=say)
+
+    def exists(self, name: str) -> bool:
+        return kubeconfig_path(self.cache, name).is_file()
+
+    def kubeconfig(self, name: str, given: Path | None = None) -> Path:
+        return kubeconfig_path(self.cache, name)
+
+    def prune(self, *, timeout: float, say: Say) -> list[str]:
+        return []  # kind clusters carry no owner record; `kind get clusters` lists them for the user
+
+    def logs(self, name: str, lines: int, *, istiod: bool = False) -> str:
+        return ""  # the control plane's logs are its pods' (`kind export logs`)
+
+    def egress(self, name: str) -> Any:
+        raise ClusterError("provider kind has no egress proxy: its Services route to real pods")
+
+    def istiod_runner(self, name: str) -> InClusterIstiod:
+        return InClusterIstiod()

@@ -70,7 +70,8 @@ def selector_config(socket: Path) -> str:
     )
     return (
         "# meshcharts: the local cluster's API server dials webhooks, aggregated APIs and proxies only through\n"
-        "# the loopback-only proxy on this socket (meshcharts.egress); etcd is on 127.0.0.1 and stays direct.\n"
+        "# the loopback-only proxy on this socket (meshcharts.cluster.local.egress); etcd is on 127.0.0.1 and\n"
+        "# stays direct.\n"
         "apiVersion: apiserver.k8s.io/v1beta1\n"
         "kind: EgressSelectorConfiguration\n"
         "egressSelections:\n"
@@ -226,7 +227,7 @@ class Egress:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError):
             return None
-        return pid if os.fsencode(self.socket) in cmdline and b"meshcharts.egress" in cmdline else None
+        return pid if os.fsencode(self.socket) in cmdline and b"meshcharts.cluster.local.egress" in cmdline else None
 
     def start(self, kubeconfig: Path) -> int:
         """Start the proxy in its own session unless it runs; return its pid once its socket accepts."""
@@ -247,7 +248,7 @@ class Egress:
         argv = [
             sys.executable,
             "-m",
-            "meshcharts.egress",
+            "meshcharts.cluster.local.egress",
             "--socket",
             str(socket),
             "--routes",
@@ -385,10 +386,9 @@ class _ServiceIndex:
 
     def __call__(self, ip: str, port: int) -> tuple[str, str] | None:
         if self._core is None:
-            from kubernetes import client, config
+            from meshcharts.kube import kube_for
 
-            api = config.new_client_from_config(config_file=str(self.kubeconfig))  # type: ignore[no-untyped-call]
-            self._core = client.CoreV1Api(api)
+            self._core = kube_for(self.kubeconfig).core
         services = self._core.list_service_for_all_namespaces(_request_timeout=_LOOKUP_TIMEOUT).items
         for svc in services:
             spec = svc.spec
@@ -495,7 +495,9 @@ async def _serve(socket: Path, routes_file: Path, kubeconfig: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m meshcharts.egress", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m meshcharts.cluster.local.egress", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--socket", type=Path, required=True)
     parser.add_argument("--routes", type=Path, required=True)
     parser.add_argument("--kubeconfig", type=Path, required=True)

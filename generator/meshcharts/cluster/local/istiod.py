@@ -41,8 +41,9 @@ import yaml
 from meshcharts import tools
 from meshcharts._files import atomic_write
 from meshcharts.cluster._common import quiet, stop_pids
-from meshcharts.egress import Egress
+from meshcharts.cluster.local.egress import Egress
 from meshcharts.errors import ClusterError, ToolError
+from meshcharts.kube import kube_for
 
 TOOL = "pilot-discovery"
 RECORD = "istiod.json"
@@ -204,12 +205,6 @@ def _free_address(ports: Sequence[int], *, tries: int = 50) -> str:
     raise ClusterError(f"no loopback address 127.2.x.y with ports {list(ports)} free after {tries} tries")
 
 
-def _kube(kubeconfig: Path) -> Any:
-    from meshcharts.kube import kube_for
-
-    return kube_for(kubeconfig)
-
-
 def token_kubeconfig(kube: Any, namespace: str, service_account: str, path: Path) -> Path:
     """A kubeconfig for the API server of `kube` authenticated as ServiceAccount `namespace/service_account`
     with a token from the TokenRequest API: the credentials a pod of that ServiceAccount gets."""
@@ -301,6 +296,17 @@ class Started:
     pid: int
     address: str
     routes: list[dict[str, Any]] = field(default_factory=list)
+    egress: Egress | None = None
+
+    # An Answering (meshcharts.controlplane): what the control-plane interface asks of any istiod.
+    def running(self) -> bool:
+        return self.istiod.pid() is not None
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        return self.istiod.log_tail(lines)
+
+    def stop(self) -> None:
+        self.istiod.stop(self.egress)
 
 
 def _matching_services(kube: Any, namespace: str, labels: Mapping[str, str]) -> list[Any]:
@@ -334,7 +340,7 @@ def start(
         binary = tools.path(TOOL, cache=cache)
     except ToolError as err:
         raise ClusterError(f"a real istiod needs {TOOL}: {err}; fix: `meshcharts tools install {TOOL}`") from err
-    kube = _kube(kubeconfig)
+    kube = kube_for(kubeconfig)
     try:
         deploy = kube.apps.read_namespaced_deployment(deployment, namespace)
     except Exception as err:
@@ -413,7 +419,7 @@ def start(
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=1)
         raise
-    return Started(istiod, process.pid, address, routes)
+    return Started(istiod, process.pid, address, routes, egress)
 
 
 def _chart_version(deploy: Any) -> str:

@@ -1,7 +1,7 @@
 """The local provider: kwokctl's binary runtime on the cached toolchain, confined to loopback.
 
 Real kube-apiserver, etcd, kube-controller-manager and kube-scheduler, with kwok simulating nodes. The
-API server's egress goes through `meshcharts.egress` (see its docstring and the README).
+API server's egress goes through `meshcharts.cluster.local.egress` (see its docstring and the README).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import yaml
 
 from meshcharts import tools
 from meshcharts._files import atomic_write
-from meshcharts.cluster import istiod as host_istiod
 from meshcharts.cluster._common import (
     LOG_TAIL_LINES,
     Cluster,
@@ -38,7 +37,9 @@ from meshcharts.cluster._common import (
     stop_pids,
     wait_ready,
 )
-from meshcharts.egress import Egress
+from meshcharts.cluster.local import istiod as host_istiod
+from meshcharts.cluster.local.egress import Egress
+from meshcharts.cluster.provider import Capabilities, UpRequest
 from meshcharts.errors import ClusterError, ToolError, UsageError
 from meshcharts.paths import package_data
 
@@ -113,7 +114,7 @@ class Local:
         """Every binary kwokctl needs, or ClusterError naming the missing one and the command to build it."""
         chain = tools.Toolchain(self.cache, self.k8s_version)
         found: dict[str, Path] = {}
-        for name in ("kwokctl", "kwok", "etcd", *tools.KUBERNETES_COMPONENTS):
+        for name in tools.LOCAL_CLUSTER_TOOLS:
             try:
                 found[name] = chain.path(name)
             except ToolError as err:
@@ -184,7 +185,7 @@ class Local:
         self, name: str, *, namespace: str = "istio-system", deployment: str = "istiod", timeout: float = 120.0
     ) -> host_istiod.Started:
         """Run the chart's istiod Deployment `namespace/deployment` of cluster `name` as a real istiod on this
-        host (see meshcharts.cluster.istiod); it lives until stopped or until the cluster goes down."""
+        host (see meshcharts.cluster.local.istiod); it lives until stopped or until the cluster goes down."""
         if not self.exists(name):
             raise ClusterError(f"no local cluster {name} to run istiod for; bring it up first")
         return host_istiod.start(
@@ -546,3 +547,85 @@ def prune(local: Local, *, timeout: float, say: Say) -> list[str]:
         down(local, name, timeout=timeout, say=say)
         pruned.append(name)
     return pruned
+
+
+# --- the Provider interface -------------------------------------------------------------------------------
+
+
+@dataclass
+class HostIstiodRunner:
+    """The control plane where pods never run: the chart's istiod Deployment run on this host as a real istiod
+    (meshcharts.cluster.local.istiod), reached through the chart's Services by the cluster's egress proxy."""
+
+    local: Local
+    cluster: str
+    where = "pilot-discovery on this host"
+
+    def answer(self, kube: Any, namespace: str, deployment: str, *, timeout: float) -> host_istiod.Started:
+        return self.local.start_istiod(self.cluster, namespace=namespace, deployment=deployment, timeout=timeout)
+
+
+class LocalProvider:
+    """`local`: kwokctl's binary runtime on the cached toolchain, nodes simulated by kwok, egress through our
+    loopback-only proxy, LoadBalancer addresses from a kwok stage, istiod on the host."""
+
+    name = "local"
+    capabilities = Capabilities(simulated_pods=True, egress_proxy=True, load_balancer=True, owns_clusters=True)
+    needs: tuple[str, ...] = (*tools.LOCAL_CLUSTER_TOOLS, host_istiod.TOOL)
+
+    def __init__(self, cache: Path | None = None) -> None:
+        self.cache = cache or tools.cache_root()
+
+    def _local(self, k8s_version: str = tools.DEFAULT_KUBERNETES, *, stages: bool = False) -> Local:
+        return Local(self.cache, k8s_version, stages=local_stages() if stages else ())
+
+    def unavailable(self) -> str | None:
+        return None
+
+    def up(self, name: str, request: UpRequest, *, say: Say) -> Cluster:
+        if request.kubeconfig is not None:
+            raise ClusterError("--kubeconfig is for --provider existing; provider local writes its own")
+        if request.image is not None:
+            raise ClusterError("--image is for --provider kind; provider local runs no node image")
+        local = self._local(request.k8s_version, stages=True)
+        return up(
+            local,
+            name,
+            nodes=request.nodes,
+            timeout=request.timeout,
+            api_port=request.api_port,
+            say=say,
+            owner=request.owner,
+        )
+
+    def down(self, name: str, *, timeout: float, say: Say) -> None:
+        down(self._local(), name, timeout=timeout, say=say)
+
+    def exists(self, name: str) -> bool:
+        return self._local().kubeconfig(name).is_file()
+
+    def kubeconfig(self, name: str, given: Path | None = None) -> Path:
+        return self._local().kubeconfig(name)
+
+    def prune(self, *, timeout: float, say: Say) -> list[str]:
+        return prune(self._local(), timeout=timeout, say=say)
+
+    def logs(self, name: str, lines: int, *, istiod: bool = False) -> str:
+        local = self._local()
+        parts = []
+        if istiod:
+            with contextlib.suppress(Exception):
+                for host in local.istiods(name):
+                    head = f"--- istiod {host.directory.name} (pid {host.pid()}), last {lines} lines"
+                    parts.append(f"{head}\n{host.log_tail(lines)}")
+            return "\n".join(parts)
+        for component in LOCAL_COMPONENTS:
+            with contextlib.suppress(Exception):
+                parts.append(f"--- {component} log (last {lines} lines)\n{local.log_tail(name, component, lines)}")
+        return "\n".join(parts)
+
+    def egress(self, name: str) -> Egress:
+        return self._local().egress(name)
+
+    def istiod_runner(self, name: str) -> HostIstiodRunner:
+        return HostIstiodRunner(self._local(), name)
