@@ -34,6 +34,10 @@ def _scalar(name: str) -> dict[str, Any]:
         return {"type": ["number", "string"], "pattern": _NUMBER_TEXT}
     if name == "object":
         return {"type": "object"}
+    if name in ("timestamp", "bytes"):
+        return {"type": "string"}
+    if name == "intOrString":
+        return {"type": ["integer", "string"]}
     return {"type": name}
 
 
@@ -72,7 +76,8 @@ def json_schema(expr: TypeExpr, types: Mapping[str, TypeExpr]) -> dict[str, Any]
             }
             if one_of:
                 # Documented, not enforced: Istio's loader takes several fields of a oneof and keeps one.
-                node["description"] = f"Set one of {', '.join(one_of)}; Istio uses only one."
+                groups = "; set one of ".join(", ".join(group) for group in one_of)
+                node["description"] = f"Set one of {groups}; Istio uses only one."
     if expr.doc:
         node["description"] = expr.doc + (f" {node['description']}" if "description" in node else "")
     return node

@@ -4,8 +4,9 @@
 APIType into an apiextensions.k8s.io/v1 CustomResourceDefinition whose schemas are structural, so the API
 server prunes and validates with them. The format is described in generator/specs/crds/README.md.
 
-One module per job: `model` (the type model), `expressions` (type expressions and where a problem is),
-`specfiles` (reading and checking the files), `resolve` (named types and cycles), `load` (all of it, patched for a
+One module per job: `model` (the type model), `expressions` (type expressions, their constraints and where a
+problem is), `specfiles` (reading and checking the files), `resolve` (named types and cycles), `constraints` (what
+each constraint applies to), `cel` (CEL validation rules, with cel-python), `load` (all of it, patched for a
 release line), `render` (CRDs and their schemas), `validate` (the files' examples against the schemas).
 `meshconfig` builds on `expressions` and `specfiles` for the values types of MeshConfig.
 """
@@ -23,7 +24,9 @@ from meshcharts.crds.model import (
     Map,
     Object,
     PrinterColumn,
+    Range,
     Ref,
+    Rule,
     Scalar,
     TypeExpr,
     Version,
@@ -47,7 +50,9 @@ __all__ = [
     "Object",
     "PrinterColumn",
     "Problems",
+    "Range",
     "Ref",
+    "Rule",
     "Scalar",
     "SpecFile",
     "TypeExpr",

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meshcharts.crds.constraints import check_constraints
 from meshcharts.crds.expressions import Problems, refs
 from meshcharts.crds.model import APIType, TypeExpr
 from meshcharts.crds.render import render_crd
@@ -139,6 +140,7 @@ def load_api_types(crds_dir: Path, patch: LinePatch | None = None) -> list[APITy
                 categories=c["categories"],
                 status_subresource=c["status_subresource"],
                 keep=c["keep"],
+                spec_required=c["spec_required"],
                 description=c["description"],
                 versions=draft.versions,
                 spec=draft.spec,
@@ -153,8 +155,14 @@ def load_api_types(crds_dir: Path, patch: LinePatch | None = None) -> list[APITy
             if key in seen:
                 problems.add(api.source, f"{key} is also declared in {seen[key]}")
             seen[key] = api.source
+    checkable = {name: expr for name, expr in shared_scope.items() if _expandable(expr, shared_scope)}
+    check_constraints(checkable.values(), shared_scope, problems)
+    for draft in drafts:
+        scope = {**shared_scope, **draft.file.types}
+        roots = [expr for expr in (draft.spec, draft.status, *draft.file.types.values()) if expr is not None]
+        check_constraints([expr for expr in roots if _expandable(expr, scope)], scope, problems)
     for api in apis:
-        if _expandable(api.spec, api.types):
+        if _expandable(api.spec, api.types) and _expandable(api.status, api.types):
             for message in check_example(api):
                 problems.add(f"{api.source}:example", message)
     if problems.items:

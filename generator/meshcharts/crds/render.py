@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,28 +10,62 @@ from meshcharts.crds import model
 
 
 def _schema(expr: model.TypeExpr, types: Mapping[str, model.TypeExpr]) -> dict[str, Any]:
+    if isinstance(expr, model.Ref):
+        return _schema(model.resolved(expr, types), types)
     node: dict[str, Any]
     match expr:
         case model.Scalar(name=name):
-            node = dict(model.SCALARS[name])
+            node = copy.deepcopy(dict(model.SCALARS[name]))
         case model.Enum(values=values):
             node = {"type": "string", "enum": list(values)}
         case model.Array(item=item):
             node = {"type": "array", "items": _schema(item, types)}
         case model.Map(value=value):
             node = {"type": "object", "additionalProperties": _schema(value, types)}
-        case model.Ref(name=name):
-            node = _schema(types[name], types)
-        case model.Object(fields=fields, one_of=one_of):
+        case model.Object(fields=fields, one_of=one_of, keep_unknown=keep_unknown):
             node = {"type": "object", "properties": {name: _schema(sub, types) for name, sub in fields}}
-            if one_of:
-                required = [{"required": [name]} for name in one_of]
-                node["oneOf"] = [{"not": {"anyOf": required}}, *required]
+            if len(one_of) == 1:
+                node["oneOf"] = _at_most_one(one_of[0])
+            elif one_of:
+                node["allOf"] = [{"oneOf": _at_most_one(group)} for group in one_of]
+            if keep_unknown:
+                node["x-kubernetes-preserve-unknown-fields"] = True
     if expr.nullable:
         node["nullable"] = True
     if expr.doc:
         node["description"] = expr.doc
+    node.update(_constraints(expr))
     return node
+
+
+def _at_most_one(names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """None or exactly one of `names` set: the oneOf that structural schemas allow for a protobuf oneof."""
+    required = [{"required": [name]} for name in names]
+    return [{"not": {"anyOf": required}}, *required]
+
+
+def _constraints(expr: model.TypeExpr) -> dict[str, Any]:
+    """The validation keywords of `expr` (not a reference); none when it has no constraints. A range on a kind
+    that takes none is left out (the loader reports it; examples are still checked, and rendered for that)."""
+    found: dict[str, Any] = {}
+    keywords = model.RANGE_KEYWORDS.get(model.kind(expr))
+    if expr.range is not None and keywords is not None:
+        low, high = keywords
+        if expr.range.low is not None:
+            found[low] = expr.range.low
+        if expr.range.high is not None:
+            found[high] = expr.range.high
+    if expr.pattern is not None:
+        found["pattern"] = expr.pattern
+    if expr.required:
+        found["required"] = list(expr.required)
+    if expr.list_type is not None:
+        found["x-kubernetes-list-type"] = expr.list_type
+    if expr.list_map_keys:
+        found["x-kubernetes-list-map-keys"] = list(expr.list_map_keys)
+    if expr.rules:
+        found["x-kubernetes-validations"] = [{"rule": r.rule, "message": r.message} for r in expr.rules]
+    return found
 
 
 def sorted_keys(value: Any) -> Any:
@@ -49,6 +84,8 @@ def version_schema(api: model.APIType) -> dict[str, Any]:
         "description": api.description,
         "properties": {"spec": _schema(api.spec, api.types), "status": _schema(api.status, api.types)},
     }
+    if api.spec_required:
+        schema["required"] = ["spec"]
     return sorted_keys(schema)  # type: ignore[no-any-return]
 
 

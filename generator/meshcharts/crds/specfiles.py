@@ -98,6 +98,7 @@ _CRD_KEYS = (
     "statusSubresource",
     "keep",
     "description",
+    "specRequired",
 )
 _COLUMN_KEYS = ("name", "type", "jsonPath", "description", "format", "priority")
 _VERSION_KEYS = ("name", "served", "storage", "printerColumns")
@@ -255,6 +256,7 @@ def parse_api_file(file: SpecFile, problems: Problems) -> Draft | None:
         "categories": _names(crd, "categories", at, problems),
         "status_subresource": _bool(crd, "statusSubresource", at, problems, default=None),
         "keep": _bool(crd, "keep", at, problems, default=None),
+        "spec_required": _bool(crd, "specRequired", at, problems, default=False),
     }
     kind = fields["kind"]
     fields["singular"] = _string(crd, "singular", at, problems, _LOWER) if "singular" in crd else (kind or "").lower()

@@ -1,0 +1,40 @@
+"""ci/crdcheck, the API server's own CRD and object validation (k8s.io/apiextensions-apiserver) without a cluster:
+built once per session (the `crdcheck` fixture of tests/unit/conftest.py), then fed CRDs and objects."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import REPO as ROOT
+
+OFFLINE_MARKERS = ("module lookup disabled", "dial tcp", "no such host", "connection refused")
+
+
+def build(directory: Path) -> Path:
+    """ci/crdcheck built into `directory`; skips the test without the go toolchain or, offline, its modules."""
+    go = shutil.which("go")
+    if go is None:
+        pytest.skip("requires the go toolchain on PATH to build ci/crdcheck")
+    binary = directory / "crdcheck"
+    argv = [go, "build", "-o", str(binary), "."]
+    result = subprocess.run(argv, cwd=ROOT / "ci" / "crdcheck", capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        if any(marker in result.stderr for marker in OFFLINE_MARKERS):
+            pytest.skip(f"requires the k8s.io modules of ci/crdcheck/go.mod (offline, not cached):\n{result.stderr}")
+        pytest.fail(f"{' '.join(argv)} failed:\n{result.stderr}")
+    return binary
+
+
+def check(binary: Path, crds: list[dict[str, Any]], objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """crdcheck's report: {"crds": {name: [errors]}, "objects": [{apiVersion, kind, name, errors, pruned}]}."""
+    payload = json.dumps({"crds": crds, "objects": objects})
+    result = subprocess.run([str(binary)], input=payload, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
