@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
+
+from tests.data.tools.crd_fields_tsv import flatten
 
 FREE_FORM_ONLY = {"istiooperators.install.istio.io"}  # absent from the fields table: spec is free-form
 
@@ -11,35 +13,15 @@ FREE_FORM_ONLY = {"istiooperators.install.istio.io"}  # absent from the fields t
 Row = tuple[str, str, str]  # path, type, constraints
 
 
-def flatten(node: Mapping[str, Any], path: str) -> Iterator[Row]:
-    """One row per schema node, in the reference table's notation: `x[]` array items, `x{}` map values."""
-    constraints = []
-    if "enum" in node:
-        constraints.append("enum=" + "|".join(node["enum"]))
-    if "format" in node:
-        constraints.append(f"format={node['format']}")
-    if node.get("nullable"):
-        constraints.append("nullable")
-    if node.get("x-kubernetes-preserve-unknown-fields"):
-        constraints.append("preserve-unknown-fields")
-    if "oneOf" in node or "anyOf" in node:
-        constraints.append("oneOf/anyOf")
-    yield path, node.get("type", "<no type>"), ";".join(constraints)
-    for name, sub in node.get("properties", {}).items():
-        yield from flatten(sub, f"{path}.{name}")
-    if "items" in node:
-        yield from flatten(node["items"], f"{path}[]")
-    if isinstance(node.get("additionalProperties"), dict):
-        yield from flatten(node["additionalProperties"], f"{path}{{}}")
-
-
 def generated_rows(crds: Mapping[str, Mapping[str, Any]]) -> dict[tuple[str, str, str], tuple[str, str]]:
     rows = {}
     for name, crd in crds.items():
         for version in crd["spec"]["versions"]:
-            top = version["schema"]["openAPIV3Schema"]["properties"]
+            root = version["schema"]["openAPIV3Schema"]
+            top = root["properties"]
+            needed = set(root.get("required") or [])
             for field in sorted(top):
-                for path, type_, constraints in flatten(top[field], field):
+                for path, type_, constraints in flatten(top[field], field, field in needed):
                     rows[(name, version["name"], path)] = (type_, constraints)
     return rows
 
