@@ -23,7 +23,7 @@ import yaml
 
 from meshcharts import controlplane
 from meshcharts.cluster import Cluster
-from meshcharts.controlplane import PodIstiod
+from meshcharts.controlplane import ControlPlane, PodIstiod
 from meshcharts.errors import HelmError
 from meshcharts.helm import Helm
 from meshcharts.testing.plugin import Kube
@@ -126,16 +126,7 @@ def _install_base(helm: Helm, shared: Shared, mode: str, tmp_path: Path) -> None
         helm.uninstall(BASE_RELEASE[0], namespace=BASE_RELEASE[1], wait=True, timeout=120)
     values = tmp_path / f"base-{mode}.yaml"
     values.write_text(yaml.safe_dump(NO_DEFAULT_VALIDATOR if mode == "no-default-validator" else {}))
-    helm.upgrade(
-        BASE_RELEASE[0],
-        CHARTS / "base",
-        namespace=BASE_RELEASE[1],
-        install=True,
-        wait=True,
-        timeout=120,
-        values=[values],
-        extra=("--create-namespace",),
-    )
+    controlplane.install_base(helm, charts=str(CHARTS), values=[values], wait=True, timeout=120)
 
 
 def drop_shared_istiod(mesh_cluster: Cluster, helm: Helm, shared: Shared, tmp_path: Path) -> None:
@@ -189,13 +180,6 @@ def no_default_validator(
     return BASE_RELEASE
 
 
-@dataclass(frozen=True)
-class ControlPlane:
-    release: str
-    namespace: str
-    revision: str
-
-
 @pytest.fixture
 def control_plane(
     request: pytest.FixtureRequest,
@@ -212,15 +196,16 @@ def control_plane(
         request.getfixturevalue("mesh_real_pods")
     shared = shared_installs
     _ensure_base(mesh_cluster, mesh_helm, shared, tmp_path, "default")
+    runner = mesh_cluster.backend.istiod_runner(mesh_cluster.name)
     if not shared.istiod or not deployed(mesh_helm, "istiod", ISTIO_NS):
-        mesh_helm.upgrade("istiod", CHARTS / "istiod", namespace=ISTIO_NS, install=True, wait=True, timeout=120)
-        shared.istiod = True
         stop_istiod(mesh_cluster, shared.host)
         shared.host = None
-    if shared.host is None or not shared.host.running():
-        shared.host = run_istiod(mesh_cluster, kube, ISTIO_NS, "istiod")
+        plane = controlplane.install_istiod(mesh_helm, kube, charts=str(CHARTS), runner=runner, timeout=120)
+        shared.istiod, shared.host = True, plane.istiod
+    elif shared.host is None or not shared.host.running():
+        shared.host = runner.answer(kube, ISTIO_NS, "istiod", timeout=120)
     controlplane.wait_webhooks_trusted(kube, "", timeout=120)
-    return ControlPlane("istiod", ISTIO_NS, "")
+    return ControlPlane(ISTIO_NS, shared.host)
 
 
 # --- a real istiod ------------------------------------------------------------------------------------
@@ -265,19 +250,15 @@ def install_real_istiod(
 ) -> RealIstiod:
     """Install the istiod chart at `chart` with `revision` (default values otherwise) into `namespace`, and have a
     real istiod answer it: on the local provider run on this host, elsewhere the chart's own pod."""
+    if chart.name != "istiod":
+        raise ValueError(f"{chart}: the istiod chart's directory must be called istiod (helm installs <dir>/istiod)")
     installed = RealIstiod(f"istiod-{revision}", namespace, revision)
+    runner = mesh_cluster.backend.istiod_runner(mesh_cluster.name)
     try:
-        helm.upgrade(
-            installed.release,
-            chart,
-            namespace=namespace,
-            install=True,
-            wait=True,
-            timeout=timeout,
-            set_values={"revision": revision},
-            extra=("--create-namespace",),
+        plane = controlplane.install_istiod(
+            helm, kube, charts=str(chart.parent), runner=runner, timeout=timeout, revision=revision, namespace=namespace
         )
-        installed.answering = run_istiod(mesh_cluster, kube, namespace, installed.deployment, timeout=timeout)
+        installed.answering = plane.istiod
     except BaseException:
         # istiod may have set its validator to fail closed before it failed: leave no webhook nobody answers.
         remove_real_istiod(mesh_cluster, helm, kube, installed)

@@ -102,6 +102,8 @@ class ControlPlane:
 
     namespace: str
     istiod: Answering
+    release: str = ISTIOD_RELEASE
+    revision: str = ""
 
     @property
     def host_istiod(self) -> Answering | None:
@@ -158,6 +160,70 @@ def wait_webhooks_trusted(kube: Kube, revision: str = "", *, timeout: float) -> 
     )
 
 
+def _verify(keyring: Path | None) -> tuple[str, ...]:
+    return ("--verify", "--keyring", str(keyring)) if keyring is not None else ()
+
+
+def install_base(
+    helm: Helm,
+    *,
+    charts: str,
+    version: str | None = None,
+    values: Sequence[Path] = (),
+    timeout: float,
+    keyring: Path | None = None,
+    wait: bool = False,
+) -> None:
+    """`helm upgrade --install` base as istio-base into istio-system (created if missing)."""
+    helm.upgrade(
+        BASE_RELEASE,
+        chart_ref(charts, "base"),
+        namespace=NAMESPACE,
+        install=True,
+        version=version,
+        values=values,
+        wait=wait,
+        timeout=timeout,
+        extra=("--create-namespace", *_verify(keyring)),
+    )
+
+
+def install_istiod(
+    helm: Helm,
+    kube: Kube,
+    *,
+    charts: str,
+    runner: IstiodRunner,
+    timeout: float,
+    version: str | None = None,
+    values: Sequence[Path] = (),
+    revision: str = "",
+    namespace: str = NAMESPACE,
+    keyring: Path | None = None,
+) -> ControlPlane:
+    """`helm upgrade --install` istiod (release `istiod`, or `istiod-<revision>` with the chart's `revision` set)
+    into `namespace`, have `runner` make its Deployment (`istiod` / `istiod-<revision>`, the chart's names) answer,
+    and return once istiod has written its CA into every webhook configuration of its revision."""
+    name = f"istiod-{revision}" if revision else ISTIOD_RELEASE
+    helm.upgrade(
+        name,
+        chart_ref(charts, "istiod"),
+        namespace=namespace,
+        install=True,
+        version=version,
+        values=values,
+        set_values={"revision": revision} if revision else None,
+        wait=True,
+        timeout=timeout,
+        extra=("--create-namespace", *_verify(keyring)),
+    )
+    waits.deployment_available(kube.apps, namespace, name, timeout=timeout)
+    answering = runner.answer(kube, namespace, name, timeout=timeout)
+    labels = kube.apps.read_namespaced_deployment(name, namespace).spec.template.metadata.labels or {}
+    wait_webhooks_trusted(kube, labels.get("istio.io/rev", ""), timeout=timeout)
+    return ControlPlane(namespace, answering, release=name, revision=revision)
+
+
 def install(
     helm: Helm,
     kube: Kube,
@@ -171,31 +237,22 @@ def install(
 ) -> ControlPlane:
     """`helm upgrade --install` base then istiod into istio-system (brings a kept cluster's up to date too).
 
-    The one installer of base and istiod: the demo, the plugin's `mesh_control_plane` and the tests use it.
-    `runner` makes the chart's istiod Deployment answer (its pod, or a host process where pods do not run);
-    with `keyring` every chart's provenance is verified (`--verify`). Returns once istiod answers and has
-    made its webhooks trusted.
+    The one installer of base and istiod (`install_base`, then `install_istiod`): the demo, the plugin's
+    `mesh_control_plane` and the tests' fixtures use it. `runner` makes the chart's istiod Deployment answer
+    (its pod, or a host process where pods do not run); with `keyring` every chart's provenance is verified
+    (`--verify`). Returns once istiod answers and has made its webhooks trusted.
     """
-    verify = ("--verify", "--keyring", str(keyring)) if keyring is not None else ()
-    for release, chart, wait in ((BASE_RELEASE, "base", False), (ISTIOD_RELEASE, "istiod", True)):
-        helm.upgrade(
-            release,
-            chart_ref(charts, chart),
-            namespace=NAMESPACE,
-            install=True,
-            version=version,
-            values=values.get(chart, ()),
-            wait=wait,
-            timeout=timeout,
-            extra=("--create-namespace", *verify),
-        )
-    waits.deployment_available(kube.apps, NAMESPACE, "istiod", timeout=timeout)
-    answering = runner.answer(kube, NAMESPACE, "istiod", timeout=timeout)
-    revision = kube.apps.read_namespaced_deployment("istiod", NAMESPACE).spec.template.metadata.labels.get(
-        "istio.io/rev", ""
+    install_base(helm, charts=charts, version=version, values=values.get("base", ()), timeout=timeout, keyring=keyring)
+    return install_istiod(
+        helm,
+        kube,
+        charts=charts,
+        runner=runner,
+        timeout=timeout,
+        version=version,
+        values=values.get("istiod", ()),
+        keyring=keyring,
     )
-    wait_webhooks_trusted(kube, revision, timeout=timeout)
-    return ControlPlane(NAMESPACE, answering)
 
 
 def uninstall(helm: Helm) -> None:
@@ -215,6 +272,8 @@ __all__ = [
     "PodIstiod",
     "chart_ref",
     "install",
+    "install_base",
+    "install_istiod",
     "uninstall",
     "wait_webhooks_trusted",
     "webhooks_trusted",

@@ -30,10 +30,11 @@ from meshcharts import controlplane, tools, waits
 from meshcharts.cluster import Cluster
 from meshcharts.cluster.local import Local
 from meshcharts.cluster.local import istiod as host_istiod
-from meshcharts.errors import ClusterError, HelmError, ToolError, WaitTimeout
+from meshcharts.errors import ClusterError, HelmError, ToolError
 from meshcharts.helm import Helm
 from meshcharts.kube import kube_for
 from meshcharts.testing.plugin import Kube
+from meshcharts.waits import wait_for
 from tests.cluster_fixtures import CHARTS, REPO, RealIstiod, install_real_istiod, remove_real_istiod, run_istiod
 from tests.oracle.injection import differences, inject, render_injector
 
@@ -409,41 +410,51 @@ def _own_cluster_with_base_and_istiod(local: Local, name: str) -> Cluster:
 
 
 @pytest.mark.local_only("a local cluster of its own, with the host istiod only the local provider runs")
-def test_without_the_allocator_switch_istiod_never_publishes_its_root_certificate(
+def test_without_the_allocator_switch_istiod_lists_v1_serviceentries_the_charts_crds_do_not_serve(
     pytestconfig: pytest.Config,
 ) -> None:
-    """PILOT_ENABLE_IP_AUTOALLOCATE=false is needed: without it this istiod serves its webhooks but never
-    writes istio-ca-root-cert into a namespace (or never becomes ready at all); with it, it does at once. On
-    a cluster of its own, where no other istiod of the run publishes its certificate into every namespace."""
+    """PILOT_ENABLE_IP_AUTOALLOCATE=false is needed: without it this istiod starts 1.31's ServiceEntry address
+    allocator, whose informer lists networking.istio.io/v1 ServiceEntries; the 1.12 chart's CRD does not serve v1,
+    so the list fails (the API server: "could not find the requested resource") and the allocator waits for a sync
+    that never comes, which can stall istiod's readiness or its publishing of istio-ca-root-cert (whether it does
+    varies between runs: CI once saw the certificate published anyway, so that is not asserted). With the switch,
+    nothing lists v1 ServiceEntries and istiod publishes its certificate at once. On a cluster of its own, where no
+    other istiod of the run publishes."""
     name = _unique("istiod-alloc")
     local = Local(tools.cache_root(), k8s_version=pytestconfig.getoption("--k8s-version"))
     own = _own_cluster_with_base_and_istiod(local, name)
+    v1_list_failed = "failed to list *v1.ServiceEntry: the server could not find the requested resource"
     try:
         kube = kube_for(own.kubeconfig)
         kube.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="probe")))
         without = [a for a in host_istiod.SKEW_1_12 if a.name != "PILOT_ENABLE_IP_AUTOALLOCATE"]
+        files = host_istiod.HostIstiod(local.istiod_root(name) / "istio-system.istiod")
         try:
             started = host_istiod.start(
                 own.kubeconfig, local.egress(name), local.istiod_root(name), timeout=60, skew=without
             )
         except ClusterError as err:
-            # The other way it fails without the switch: its start never completes (seen 1 in 6 here).
+            # One way it shows: its start never completes (readiness waits for the allocator's sync).
             assert "timed out after 60s waiting for istiod" in str(err), err
         else:
-            controlplane.wait_webhooks_trusted(kube, timeout=120)
-            with pytest.raises(WaitTimeout, match="istio-ca-root-cert"):
-                waits.wait_until(
-                    lambda: _read_config_map(kube, "probe", "istio-ca-root-cert"),
-                    condition="istiod to publish istio-ca-root-cert in probe",
-                    timeout=30,
-                )
-            started.istiod.stop(local.egress(name))
+            wait_for(
+                lambda: v1_list_failed in files.log.read_text(errors="replace"),
+                what="istiod's allocator to fail listing v1 ServiceEntries",
+                timeout=60,
+                describe=lambda: files.log_tail(20),
+            )
+            started.stop()
+        log = files.log.read_text(errors="replace")
+        assert v1_list_failed in log, log[-3000:]
+        control_from = len(files.log.read_bytes())
         local.start_istiod(name, timeout=120)  # every adaptation: the control
         waits.wait_until(
             lambda: _read_config_map(kube, "probe", "istio-ca-root-cert"),
             condition="istiod to publish istio-ca-root-cert in probe",
             timeout=60,
         )
+        control = files.log.read_bytes()[control_from:].decode(errors="replace")
+        assert "IP Autoallocator" not in control and "v1.ServiceEntry" not in control, control[-3000:]
     finally:
         cluster_mod.down(name, timeout=120)
 

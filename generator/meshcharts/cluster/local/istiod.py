@@ -96,8 +96,8 @@ SKEW_1_12 = (
         "PILOT_ENABLE_IP_AUTOALLOCATE",
         "environment PILOT_ENABLE_IP_AUTOALLOCATE=false",
         "1.31's ServiceEntry address allocator (a controller 1.12 did not have) lists networking.istio.io/v1 "
-        "ServiceEntries, which the 1.12/1.13 CRDs do not serve; with it on, istiod never publishes "
-        "istio-ca-root-cert into the namespaces and may never become ready.",
+        "ServiceEntries, which the 1.12/1.13 CRDs do not serve; with it on, the list fails, the allocator waits for a "
+        "sync that never comes, and istiod usually never publishes istio-ca-root-cert or never becomes ready.",
     ),
 )
 
