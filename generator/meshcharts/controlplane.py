@@ -160,8 +160,33 @@ def wait_webhooks_trusted(kube: Kube, revision: str = "", *, timeout: float) -> 
     )
 
 
-def _verify(keyring: Path | None) -> tuple[str, ...]:
-    return ("--verify", "--keyring", str(keyring)) if keyring is not None else ()
+def _upgrade_install(
+    helm: Helm,
+    release: str,
+    chart: str,
+    namespace: str,
+    *,
+    version: str | None,
+    values: Sequence[Path],
+    timeout: float,
+    keyring: Path | None,
+    wait: bool,
+    set_values: Mapping[str, str] | None = None,
+) -> None:
+    """`helm upgrade --install` into `namespace` (created if missing), verifying provenance with `keyring`."""
+    verify = ("--verify", "--keyring", str(keyring)) if keyring is not None else ()
+    helm.upgrade(
+        release,
+        chart,
+        namespace=namespace,
+        install=True,
+        version=version,
+        values=values,
+        set_values=set_values,
+        wait=wait,
+        timeout=timeout,
+        extra=("--create-namespace", *verify),
+    )
 
 
 def install_base(
@@ -175,16 +200,16 @@ def install_base(
     wait: bool = False,
 ) -> None:
     """`helm upgrade --install` base as istio-base into istio-system (created if missing)."""
-    helm.upgrade(
+    _upgrade_install(
+        helm,
         BASE_RELEASE,
         chart_ref(charts, "base"),
-        namespace=NAMESPACE,
-        install=True,
+        NAMESPACE,
         version=version,
         values=values,
-        wait=wait,
         timeout=timeout,
-        extra=("--create-namespace", *_verify(keyring)),
+        keyring=keyring,
+        wait=wait,
     )
 
 
@@ -205,17 +230,17 @@ def install_istiod(
     into `namespace`, have `runner` make its Deployment (`istiod` / `istiod-<revision>`, the chart's names) answer,
     and return once istiod has written its CA into every webhook configuration of its revision."""
     name = f"istiod-{revision}" if revision else ISTIOD_RELEASE
-    helm.upgrade(
+    _upgrade_install(
+        helm,
         name,
         chart_ref(charts, "istiod"),
-        namespace=namespace,
-        install=True,
+        namespace,
         version=version,
         values=values,
-        set_values={"revision": revision} if revision else None,
-        wait=True,
         timeout=timeout,
-        extra=("--create-namespace", *_verify(keyring)),
+        keyring=keyring,
+        wait=True,
+        set_values={"revision": revision} if revision else None,
     )
     waits.deployment_available(kube.apps, namespace, name, timeout=timeout)
     answering = runner.answer(kube, namespace, name, timeout=timeout)
