@@ -72,15 +72,7 @@ def up(
     lives for, such as a test run: once that process is gone, `prune` takes the cluster down.
     """
     validate_name(name)
-    request = UpRequest(
-        nodes=nodes,
-        timeout=timeout,
-        k8s_version=k8s_version,
-        kubeconfig=kubeconfig,
-        image=image,
-        api_port=api_port,
-        owner=owner,
-    )
+    request = UpRequest(nodes, timeout, k8s_version, kubeconfig, image, api_port, owner)  # in UpRequest's field order
     return get_provider(provider, cache).up(name, request, say=say)
 
 
