@@ -1,4 +1,5 @@
-"""ci/crdcheck, the API server's own CRD and object validation (k8s.io/apiextensions-apiserver) without a cluster:
+"""ci/crdcheck, the API server's own CRD and object validation (k8s.io/apiextensions-apiserver) without a cluster,
+objects checked as on create (schema, list maps, the CRDs' CEL rules within the API server's cost budgets):
 built once per session (the `crdcheck` fixture of tests/unit/conftest.py), then fed CRDs and objects."""
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def build(directory: Path) -> Path:
 
 
 def check(binary: Path, crds: list[dict[str, Any]], objects: list[dict[str, Any]]) -> dict[str, Any]:
-    """crdcheck's report: {"crds": {name: [errors]}, "objects": [{apiVersion, kind, name, errors, pruned}]}."""
+    """crdcheck's report: {"crds": {name: [errors]}, "objects": [{apiVersion, kind, name, errors, paths, pruned}]},
+    paths[i] being the field path of errors[i] as the API server reports it ("" for the whole object)."""
     payload = json.dumps({"crds": crds, "objects": objects})
     result = subprocess.run([str(binary)], input=payload, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr

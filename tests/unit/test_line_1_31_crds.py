@@ -1,4 +1,4 @@
-"""The 1.31 line's API types (generator/lines/1.31/crds, a whole API set of its own) against Istio 1.31's CRDs,
+"""The 1.31 line's API types (generator/lines/1.31/specs/crds, a whole API set of its own) against Istio 1.31's CRDs,
 as tabulated in tests/data/istio-1.31-*.tsv: every field path of every version with its type and constraints
 (bounds, lengths, patterns, sizes, required, list types, and how many CEL rules sit at each path), and each
 CRD's names, versions, columns and keep policy. One test per CRD, so each kind's drift is listed on its own."""
@@ -13,13 +13,16 @@ import pytest
 
 from meshcharts.crds import APIType, examples, load_api_types, render_crd
 from tests import REPO as ROOT
-from tests.conftest import data_table
+from tests.conftest import DATA, data_table
+from tests.data.tools.cel_verdicts_tsv import load_probes, verdicts
 from tests.unit.crd_rows import crd_facts, differences, generated_rows
 from tests.unit.crdcheck import check
 
-LINE_CRDS = ROOT / "generator" / "lines" / "1.31" / "crds"
+LINE_CRDS = ROOT / "generator" / "lines" / "1.31" / "specs" / "crds"
 FIELDS = "istio-1.31-crd-fields.tsv"
 CRDS = "istio-1.31-crds.tsv"
+CEL_PROBES = "istio-1.31-cel-probes.yaml"
+CEL_VERDICTS = "istio-1.31-cel-verdicts.tsv"
 
 
 def _reference_crds() -> list[str]:
@@ -89,3 +92,26 @@ def test_the_api_server_accepts_every_1_31_crd_its_rules_cost_and_every_example_
     rejected = [o for o in report["objects"] if o["errors"] or o["pruned"]]
     assert not rejected, json.dumps(rejected, indent=2)
     assert len(report["objects"]) == sum(len([v for v in api.versions if v.served]) for api in apis.values())
+
+
+@pytest.mark.slow
+def test_every_cel_probe_gets_istio_1_31s_verdict_and_error_paths(crdcheck: Path, apis: dict[str, APIType]) -> None:
+    """The probe corpus (objects of ours, each meant to satisfy or break one CEL rule at one place) through
+    kube-apiserver's validation of an object on create (ci/crdcheck: schema, list maps, then the CEL rules) with
+    the 1.31 line's CRDs: each probe must be accepted or rejected as Istio 1.31.0-rc.0's CRDs do, with errors at
+    the same field paths. Our rules are our own expressions; this is what says they mean the same as Istio's."""
+    probes = load_probes(DATA / CEL_PROBES)
+    facts = {row["id"]: (row["verdict"], row["paths"]) for row in data_table(CEL_VERDICTS)}
+    assert [p.id for p in probes] == list(facts), f"{CEL_PROBES} and {CEL_VERDICTS} list different probes"
+    report = check(crdcheck, [render_crd(api) for api in apis.values()], [p.object for p in probes])
+    assert report["crds"] == {name: [] for name in apis}
+    ours = verdicts(probes, report["objects"])
+    drift = [
+        f"{probe.id}: Istio {facts[probe.id][0]} [{facts[probe.id][1]}], ours {ours[probe.id][0]} [{ours[probe.id][1]}]"
+        for probe in probes
+        if ours[probe.id] != facts[probe.id]
+    ]
+    assert not drift, f"{len(drift)} of {len(probes)} probes differ from Istio 1.31.0-rc.0's verdicts:\n" + "\n".join(
+        drift
+    )
+    print(f"\n{len(probes)} of {len(probes)} CEL probes get Istio 1.31's verdict and error paths")
