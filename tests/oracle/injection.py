@@ -26,8 +26,15 @@ import yaml
 # variant sets `estimatedConcurrency`, which renders the template's `--concurrency` branch).
 ESTIMATED_CONCURRENCY = ".EstimatedConcurrency"
 _TIMEOUT_SECONDS = 180
-# Settings of istiod's environment that the injection templates read through `env`.
-ISTIOD_SWITCHES = ("PILOT_ENABLE_INBOUND_PASSTHROUGH", "ENABLE_LEGACY_FSGROUP_INJECTION")
+# Settings of istiod's environment that injection reads: 1.12's and 1.13's templates through `env`
+# (PILOT_ENABLE_INBOUND_PASSTHROUGH, ENABLE_LEGACY_FSGROUP_INJECTION), 1.31's injector itself from its own
+# environment (ENABLE_NATIVE_SIDECARS, COMPLIANCE_POLICY). istioctl gets them only from a variant's `env`.
+ISTIOD_SWITCHES = (
+    "PILOT_ENABLE_INBOUND_PASSTHROUGH",
+    "ENABLE_LEGACY_FSGROUP_INJECTION",
+    "ENABLE_NATIVE_SIDECARS",
+    "COMPLIANCE_POLICY",
+)
 
 
 class OracleError(Exception):
@@ -123,7 +130,7 @@ def inject(
 ) -> dict[str, dict[str, Any]]:
     """Run `istioctl kube-inject` over the multi-document `workloads`; the injected objects by metadata.name.
 
-    `env` is added to istioctl's environment: the templates read istiod's ISTIOD_SWITCHES from it.
+    `env` is added to istioctl's environment: the templates or the injector read istiod's ISTIOD_SWITCHES from it.
     """
     with tempfile.TemporaryDirectory(prefix="meshcharts-oracle-inject-") as scratch:
         files = {"config": injector.config, "values": injector.values, "mesh": injector.mesh, "workloads": workloads}
