@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from meshcharts import controlplane, repo, tools
+from meshcharts import controlplane, repo, spec, tools
 from meshcharts import index as index_mod
 from meshcharts.controlplane import INJECTED, IstiodRunner
 from meshcharts.errors import ClusterError, RepoError
@@ -89,6 +89,9 @@ def check_release(source: Layout, scratch: Path, helm: Helm, say: Say) -> tuple[
     layout = copy_repository(source.root, scratch / "repository")
     before = layout.index.read_bytes()
     for line in layout.every_line():
+        if not spec.line_released(line):
+            say(f"release: {line.charts_label} is line {line.line}, not released yet (release: false); left out")
+            continue
         report = repo.release(line, sign_key=None)
         changed = [str(p.relative_to(layout.root)) for p in (*report.packaged, *report.signed)] + report.indexed
         if changed or layout.index.read_bytes() != before:

@@ -62,9 +62,11 @@ class Report:
 
 
 def scenarios(layout: Layout, chart: str) -> dict[str, Path | None]:
-    """Default values, then each `ci/values/<chart>/*.yaml`, keyed by how messages name them."""
+    """Default values, then each `ci/values/<chart>/*.yaml` (a line with specs of its own, whose values differ:
+    `ci/lines/<line>/values/<chart>/*.yaml`), keyed by how messages name them."""
     found: dict[str, Path | None] = {DEFAULT_SCENARIO: None}
-    for path in sorted((layout.ci / "values" / chart).glob("*.yaml")):
+    folder = layout.ci / "lines" / str(layout.line) / "values" if layout.own_specs else layout.ci / "values"
+    for path in sorted((folder / chart).glob("*.yaml")):
         found[f"values {path.relative_to(layout.root).as_posix()}"] = path
     return found
 
@@ -219,6 +221,12 @@ def run(layout: Layout, *, charts: Sequence[str] = spec.CHART_NAMES, helm: Helm 
     return Report(findings, compared, notes)
 
 
+def _minor(line: str) -> int:
+    """The minor of a line within its major (`1.31` -> 31; a new major starts far away)."""
+    major, minor = (int(x) for x in line.split(".")[:2])
+    return major * 1000 + minor
+
+
 def check_line(
     previous: Layout,
     line: Layout,
@@ -232,7 +240,8 @@ def check_line(
     (selectors, Service ports, CRD versions and fields, values keys), as `helm upgrade` across minors needs."""
     model = spec.load(line)
     files, usage = render.render_tree(model)
-    sources = {model.chart(name).source for name in charts}
+    present = {c.name for c in model.charts}
+    sources = {model.chart(name).source for name in charts if name in present}
     findings = [p for p in usage if p.where.split(":", 1)[0] in sources]
     overlay = line.overlay.relative_to(line.root).as_posix() if line.overlay else "the line's overlay"
     marker = f"+++ b/{line.charts_label}"
@@ -247,12 +256,25 @@ def check_line(
         findings.append(
             Problem(
                 line.charts_label,
-                f"differs from what generator/specs with {overlay} renders in "
+                (
+                    f"differs from what {line.specs.relative_to(line.root).as_posix()} renders in "
+                    if line.own_specs
+                    else f"differs from what generator/specs with {overlay} renders in "
+                )
                 + ", ".join(changed)
                 + " (`meshcharts generate --check` shows the diff, `meshcharts generate` fixes it)",
             )
         )
+    before = spec.load(previous).suite.line
+    if _minor(model.suite.line) - _minor(before) > 1:
+        notes.append(
+            f"no upgrade check {previous.charts_label} -> {line.charts_label}: {model.suite.line} skips minors after "
+            f"{before}, and Istio upgrades in place one minor at a time"
+        )
+        return findings
     for chart in charts:
+        if chart not in present:
+            continue
         deprecated = {v.path: v.deprecated for v in model.chart(chart).values if v.deprecated}
         old = snapshot_tree(previous, helm, chart)
         new = snapshot_tree(line, helm, chart)

@@ -17,19 +17,35 @@ class Layout:
     """The fixed layout of a meshcharts tree (see ARCHITECTURE.md).
 
     `line` selects a release line other than the base one: its specs are generator/specs with the
-    overlay generator/lines/<line>/line.yaml applied, and its charts are generated into lines/<line>/
-    instead of charts/. Packages, index.yaml and the key are shared by every line.
+    overlay generator/lines/<line>/line.yaml applied, or, for a line with specs of its own
+    (generator/lines/<line>/specs/ and templates/, see generator/lines/README.md), those; its charts are
+    generated into lines/<line>/ instead of charts/. Packages, index.yaml and the key are shared by every line.
     """
 
     root: Path
     line: str | None = None
 
     @property
+    def own_specs(self) -> bool:
+        """Whether this line declares its charts in specs/ and templates/ of its own instead of overlaying the
+        base line's (a line far from the base line: 1.31)."""
+        return self.line is not None and (self.lines_dir / self.line / "specs").is_dir()
+
+    @property
     def specs(self) -> Path:
+        if self.own_specs:
+            return self.lines_dir / str(self.line) / "specs"
         return self.root / "generator" / "specs"
 
     @property
+    def suite_file(self) -> Path:
+        """generator/specs/suite.yaml: every line's suite, each line's line.yaml overriding what it changes."""
+        return self.root / "generator" / "specs" / "suite.yaml"
+
+    @property
     def templates(self) -> Path:
+        if self.own_specs:
+            return self.lines_dir / str(self.line) / "templates"
         return self.root / "generator" / "templates"
 
     @property

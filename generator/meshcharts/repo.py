@@ -122,6 +122,13 @@ def release(
     clock: Callable[[], str] = index_mod.now_rfc3339,
 ) -> ReleaseReport:
     """generate --check, package, sign, index: one step, refusing on drift or on a changed archive."""
+    from meshcharts import spec
+
+    if not spec.line_released(layout):
+        raise RepoError(
+            f"line {layout.line} is not released yet (`release: false` in {layout.overlay}): its charts are "
+            "generated and tested, not published; nothing was written"
+        )
     drift = write.check(layout)
     if drift:
         raise RepoError("charts/ differs from generator/specs; run `meshcharts generate` and commit first")

@@ -199,7 +199,7 @@ def render_cases(layout: Layout, helm: Helm, charts: Sequence[str] = spec.CHART_
     for line in layout.every_line():
         tree = "" if line.line is None else f" {line.charts_label}"
         for chart in charts:
-            for case, values in lint.scenarios(layout, chart).items():
+            for case, values in lint.scenarios(line, chart).items():
                 rendered[f"{chart}{tree} ({case})"] = helm.template(
                     lint.RELEASES.get(chart, chart),
                     line.charts / chart,

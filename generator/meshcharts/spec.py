@@ -489,7 +489,7 @@ def _read_templates(root: Path) -> dict[str, str]:
 # key rotates, the new key is named by the line that releases next; the base line's suite.yaml keeps the key of
 # its published version until its next patch (generator/lines/README.md).
 _LINE_SUITE_KEYS = {"version", "kubeVersion", "hub", "signKey"}
-_LINE_KEYS = {"apiVersion", "kind", "line", "basedOn", "suite", "features", "crds", "charts"}
+_LINE_KEYS = {"apiVersion", "kind", "line", "basedOn", "suite", "features", "crds", "charts", "release"}
 _LINE_CHART_KEYS = {"changes", "values", "groups", "templates"}
 _LINE_VALUE_OPS = {"add", "change", "deprecate", "remove"}
 
@@ -501,6 +501,7 @@ class _Overlay:
     charts: Mapping[str, Mapping[str, Any]]
     features: tuple[str, ...] = ()
     crds: crd_module.LinePatch | None = None
+    release: bool = True
 
 
 def _load_overlay(c: _Collector, path: Path, where: str, line: str) -> _Overlay:
@@ -531,7 +532,23 @@ def _load_overlay(c: _Collector, path: Path, where: str, line: str) -> _Overlay:
         c.mapping(crds.get("versions", {}) or {}, f"{where}:crds.versions", set(crds.get("versions") or {}), set()),
         c.mapping(crds.get("fields", {}) or {}, f"{where}:crds.fields", set(crds.get("fields") or {}), set()),
     )
-    return _Overlay(where, suite, sections, tuple(str(k) for k in features), patch)
+    release = d.get("release", True)
+    if not isinstance(release, bool):
+        c.add(f"{where}:release", f"must be true or false, found {release!r}")
+        release = True
+    return _Overlay(where, suite, sections, tuple(str(k) for k in features), patch, release)
+
+
+def line_released(layout: Layout) -> bool:
+    """Whether `layout`'s line is released (packaged, signed, indexed, upgrade-checked against the previous line):
+    the base line always; a line whose line.yaml says `release: false` is generated and tested, not published."""
+    if layout.line is None or layout.overlay is None:
+        return True
+    c = _Collector()
+    overlay = _load_overlay(c, layout.overlay, layout.overlay.relative_to(layout.root).as_posix(), layout.line)
+    if c.problems:
+        raise SpecError(c.problems)
+    return overlay.release
 
 
 def line_crd_patch(layout: Layout) -> crd_module.LinePatch | None:
@@ -631,8 +648,20 @@ def load(layout: Layout) -> Model:
         if not layout.overlay.is_file():
             raise SpecError([Problem(where(layout.overlay), f"no overlay for release line {layout.line}")])
         overlay = _load_overlay(c, layout.overlay, where(layout.overlay), layout.line)
+        if layout.own_specs:
+            # A line with specs of its own declares its charts and API types there, not as changes.
+            patch = overlay.crds
+            for key, present in (
+                ("charts", bool(overlay.charts)),
+                ("crds", patch is not None and bool(patch.files or patch.versions or patch.fields)),
+            ):
+                if present:
+                    c.add(
+                        f"{overlay.where}:{key}",
+                        f"this line has specs of its own ({where(layout.specs)}): declare it there, not as changes",
+                    )
 
-    suite_path = layout.specs / "suite.yaml"
+    suite_path = layout.suite_file
     data, problems = _yaml.load_file(suite_path, where(suite_path))
     c.problems.extend(problems)
     if overlay is not None and isinstance(data, dict):
@@ -658,7 +687,7 @@ def load(layout: Layout) -> Model:
         if chart.name != name:
             c.add(f"{where(path)}:chart.name", f"must be {name!r} to match the file name")
         templates = _read_templates(layout.templates / name)
-        if overlay is not None and layout.overlay is not None:
+        if overlay is not None and layout.overlay is not None and not layout.own_specs:
             templates = _overlay_templates(
                 c,
                 templates,
@@ -682,7 +711,7 @@ def load(layout: Layout) -> Model:
             )
         )
     for path in sorted(layout.specs.glob("*.yaml")):
-        if path.stem not in (*CHART_NAMES, "suite"):
+        if path.stem not in (*CHART_NAMES, "suite") or (path.stem == "suite" and layout.own_specs):
             c.add(where(path), f"unexpected spec file (known: suite.yaml, {', '.join(CHART_NAMES)}.yaml)")
 
     crds: tuple[Mapping[str, Any], ...] = ()
@@ -691,7 +720,8 @@ def load(layout: Layout) -> Model:
     crd_dir = layout.specs / "crds"
     if any(crd_dir.glob("*.yaml")):
         try:
-            types = crd_module.load_api_types(crd_dir, overlay.crds if overlay is not None else None)
+            patch = overlay.crds if overlay is not None and not layout.own_specs else None
+            types = crd_module.load_api_types(crd_dir, patch)
             crds = tuple(crd_module.render_crd(t) for t in types)
             examples = tuple(crd_module.examples(t) for t in types)
             descriptions = tuple(t.description for t in types)

@@ -5,13 +5,14 @@ in one line before a later line removes it; the base line is untouched by its li
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from meshcharts import render, spec, write
-from meshcharts.errors import SpecError
+from meshcharts import render, repo, spec, write
+from meshcharts.errors import RepoError, SpecError
 from meshcharts.paths import Layout
 from tests.unit.trees import make_tree
 
@@ -168,11 +169,38 @@ def test_a_line_names_its_own_signing_key_and_the_base_line_keeps_its_own(tmp_pa
 def test_the_repository_lines_are_ordered_and_1_13_changes_the_suite() -> None:
     root = Path(__file__).resolve().parents[2]
     layout = Layout(root)
-    assert layout.lines() == ["1.13"]
-    assert [line.charts_label for line in layout.every_line()] == ["charts/", "lines/1.13/"]
+    assert layout.lines() == ["1.13", "1.31"]
+    assert [line.charts_label for line in layout.every_line()] == ["charts/", "lines/1.13/", "lines/1.31/"]
     model = spec.load(layout.for_line("1.13"))
     assert (model.suite.version, model.suite.line) == ("1.13.0", "1.13")
     assert "mcsApiGroupFromEnv" in model.features and not spec.load(layout).features
+
+
+def test_the_1_31_line_has_specs_of_its_own_and_is_not_released_yet() -> None:
+    root = Path(__file__).resolve().parents[2]
+    line = Layout(root, "1.31")
+    assert line.own_specs and not Layout(root, "1.13").own_specs and not Layout(root).own_specs
+    assert line.specs == root / "generator" / "lines" / "1.31" / "specs"
+    assert line.templates == root / "generator" / "lines" / "1.31" / "templates"
+    assert line.suite_file == Layout(root).suite_file
+    model = spec.load(line)
+    assert (model.suite.version, model.suite.line) == ("1.31.0-rc.0", "1.31")
+    assert (
+        not spec.line_released(line) and spec.line_released(Layout(root, "1.13")) and spec.line_released(Layout(root))
+    )
+    with pytest.raises(RepoError, match=r"line 1\.31 is not released yet \(`release: false`"):
+        repo.release(line, sign_key=None)
+
+
+def test_a_line_with_specs_of_its_own_refuses_changes_in_its_line_yaml(tmp_path: Path) -> None:
+    layout = make_line(tmp_path)
+    own = layout.lines_dir / "1.13" / "specs"
+    own.mkdir()
+    shutil.copy(layout.specs / "gateway.yaml", own / "gateway.yaml")
+    problems = load_problems(layout.for_line("1.13"))
+    assert any(
+        p.startswith("generator/lines/1.13/line.yaml:charts: this line has specs of its own") for p in problems
+    ), problems
 
 
 def test_the_upgrade_report_shows_paths_as_a_from_to_matrix() -> None:
