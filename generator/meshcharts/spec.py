@@ -539,27 +539,28 @@ def _load_overlay(c: _Collector, path: Path, where: str, line: str) -> _Overlay:
     return _Overlay(where, suite, sections, tuple(str(k) for k in features), patch, release)
 
 
-def line_released(layout: Layout) -> bool:
-    """Whether `layout`'s line is released (packaged, signed, indexed, upgrade-checked against the previous line):
-    the base line always; a line whose line.yaml says `release: false` is generated and tested, not published."""
-    if layout.line is None or layout.overlay is None:
-        return True
-    c = _Collector()
-    overlay = _load_overlay(c, layout.overlay, layout.overlay.relative_to(layout.root).as_posix(), layout.line)
-    if c.problems:
-        raise SpecError(c.problems)
-    return overlay.release
-
-
-def line_crd_patch(layout: Layout) -> crd_module.LinePatch | None:
-    """The API-type changes of `layout`'s release line (None for the base line); SpecError if its overlay is bad."""
+def _line_overlay(layout: Layout) -> _Overlay | None:
+    """`layout`'s line.yaml, read (None for the base line); SpecError if it is bad."""
     if layout.line is None or layout.overlay is None:
         return None
     c = _Collector()
     overlay = _load_overlay(c, layout.overlay, layout.overlay.relative_to(layout.root).as_posix(), layout.line)
     if c.problems:
         raise SpecError(c.problems)
-    return overlay.crds
+    return overlay
+
+
+def line_released(layout: Layout) -> bool:
+    """Whether `layout`'s line is released (packaged, signed, indexed, upgrade-checked against the previous line):
+    the base line always; a line whose line.yaml says `release: false` is generated and tested, not published."""
+    overlay = _line_overlay(layout)
+    return overlay is None or overlay.release
+
+
+def line_crd_patch(layout: Layout) -> crd_module.LinePatch | None:
+    """The API-type changes of `layout`'s release line (None for the base line); SpecError if its overlay is bad."""
+    overlay = _line_overlay(layout)
+    return None if overlay is None else overlay.crds
 
 
 def _overlay_chart(
