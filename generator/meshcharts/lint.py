@@ -215,7 +215,8 @@ def run(layout: Layout, *, charts: Sequence[str] = spec.CHART_NAMES, helm: Helm 
     for line in layout.every_line()[1:]:
         # A problem of the shared specs shows in every line; it is reported once.
         seen = {(p.where, p.message) for p in findings}
-        more = check_line(previous, line, charts, helm, compared, notes)
+        before = previous.line or model.suite.line
+        more = check_line(previous, line, charts, helm, compared, notes, previous_line=before)
         findings.extend(p for p in more if (p.where, p.message) not in seen)
         previous = line
     return Report(findings, compared, notes)
@@ -234,6 +235,8 @@ def check_line(
     helm: Helm,
     compared: list[str],
     notes: list[str],
+    *,
+    previous_line: str,
 ) -> list[Problem]:
     """A release line after `previous`: its specs load, its tree matches them, its values are all read, and
     upgrading each chart from the previous line's tree to this one breaks nothing `compare` checks
@@ -265,7 +268,7 @@ def check_line(
                 + " (`meshcharts generate --check` shows the diff, `meshcharts generate` fixes it)",
             )
         )
-    before = spec.load(previous).suite.line
+    before = previous_line
     if _minor(model.suite.line) - _minor(before) > 1:
         notes.append(
             f"no upgrade check {previous.charts_label} -> {line.charts_label}: {model.suite.line} skips minors after "
