@@ -36,7 +36,7 @@ from meshcharts.kube import kube_for
 from meshcharts.testing.plugin import Kube
 from meshcharts.waits import wait_for
 from tests.cluster_fixtures import CHARTS, REPO, RealIstiod, install_real_istiod, remove_real_istiod, run_istiod
-from tests.oracle.injection import differences, inject, render_injector
+from tests.oracle.injection import differences, inject, injected_view, render_injector
 
 pytestmark = pytest.mark.helm3
 
@@ -387,11 +387,6 @@ def test_without_each_adaptation_this_istiod_fails_the_1_12_chart(
                 left.stop(local.egress(mesh_cluster.name))
 
 
-def _api_servers(volume: str) -> bool:
-    """The ServiceAccount token volume the API server's ServiceAccount admission adds (before any webhook)."""
-    return volume.startswith("kube-api-access-")
-
-
 def _own_cluster_with_base_and_istiod(local: Local, name: str) -> Cluster:
     """A local cluster of the test's own with base and istiod from charts/ (default values) installed; taken down
     here if the installs fail, else by the test."""
@@ -459,47 +454,6 @@ def test_without_the_allocator_switch_istiod_lists_v1_serviceentries_the_charts_
         cluster_mod.down(name, timeout=120)
 
 
-def _injected_view(pod: dict[str, Any]) -> dict[str, Any]:
-    """What an injector decides about a pod, in a form that API-server defaulting does not change: per container
-    its image, arguments, environment (value, or where it comes from), ports and mounts; the pod's volumes and
-    the labels and status annotation istiod adds."""
-
-    def env(entries: list[dict[str, Any]] | None) -> dict[str, Any]:
-        found: dict[str, Any] = {}
-        for entry in entries or []:
-            source = entry.get("valueFrom") or {}
-            if "fieldRef" in source:
-                found[entry["name"]] = ("fieldRef", source["fieldRef"]["fieldPath"])
-            elif "resourceFieldRef" in source:
-                found[entry["name"]] = ("resourceFieldRef", source["resourceFieldRef"]["resource"])
-            else:
-                found[entry["name"]] = entry.get("value", "")
-        return found
-
-    def container(spec: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "image": spec.get("image"),
-            "args": spec.get("args") or [],
-            "env": env(spec.get("env")),
-            "ports": sorted(
-                (p.get("name", ""), p["containerPort"], p.get("protocol", "TCP")) for p in spec.get("ports") or []
-            ),
-            "mounts": sorted(
-                (m["name"], m["mountPath"]) for m in spec.get("volumeMounts") or [] if not _api_servers(m["name"])
-            ),
-        }
-
-    spec, meta = pod["spec"], pod["metadata"]
-    annotations = meta.get("annotations") or {}
-    return {
-        "containers": {c["name"]: container(c) for c in spec.get("containers") or []},
-        "initContainers": {c["name"]: container(c) for c in spec.get("initContainers") or []},
-        "volumes": sorted(v["name"] for v in spec.get("volumes") or [] if not _api_servers(v["name"])),
-        "labels": dict(meta.get("labels") or {}),
-        "status": json.loads(annotations.get("sidecar.istio.io/status", "null")),
-    }
-
-
 def test_a_pod_injected_through_the_webhook_equals_what_the_offline_oracle_computes(
     real_istiod: RealIstiod, kube: Kube, namespace: Any
 ) -> None:
@@ -533,7 +487,7 @@ def test_a_pod_injected_through_the_webhook_equals_what_the_offline_oracle_compu
         release=real_istiod.release,
     )
     offline = inject(istioctl, injector, yaml.safe_dump(manifest))["web"]
-    ours, oracle = _injected_view(live), _injected_view(offline)
+    ours, oracle = injected_view(live), injected_view(offline)
     assert set(ours["containers"]) == {"app", "istio-proxy"} and set(ours["initContainers"]) == {"istio-init"}
     # Tuples become lists, so that `differences` compares them element by element and names each path.
     found = [f"{d.path}: offline {d.istio!r}, through the webhook {d.ours!r}" for d in differences(

@@ -424,3 +424,49 @@ def unexplained(
 def unneeded(deviations: Sequence[Deviation], used: set[int]) -> list[str]:
     """The entries no difference needed, each named by its name, path and position in the file."""
     return [f"entry {i} ({d.name}: {d.path})" for i, d in enumerate(deviations) if i not in used]
+
+
+def _api_servers(volume: str) -> bool:
+    """The ServiceAccount token volume the API server's ServiceAccount admission adds (before any webhook)."""
+    return volume.startswith("kube-api-access-")
+
+
+def injected_view(pod: dict[str, Any]) -> dict[str, Any]:
+    """What an injector decides about a pod, in a form that API-server defaulting does not change: per container
+    its image, arguments, environment (value, or where it comes from), ports and mounts; the pod's volumes and
+    the labels and status annotation istiod adds."""
+
+    def env(entries: list[dict[str, Any]] | None) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for entry in entries or []:
+            source = entry.get("valueFrom") or {}
+            if "fieldRef" in source:
+                found[entry["name"]] = ("fieldRef", source["fieldRef"]["fieldPath"])
+            elif "resourceFieldRef" in source:
+                found[entry["name"]] = ("resourceFieldRef", source["resourceFieldRef"]["resource"])
+            else:
+                found[entry["name"]] = entry.get("value", "")
+        return found
+
+    def container(spec: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "image": spec.get("image"),
+            "args": spec.get("args") or [],
+            "env": env(spec.get("env")),
+            "ports": sorted(
+                (p.get("name", ""), p["containerPort"], p.get("protocol", "TCP")) for p in spec.get("ports") or []
+            ),
+            "mounts": sorted(
+                (m["name"], m["mountPath"]) for m in spec.get("volumeMounts") or [] if not _api_servers(m["name"])
+            ),
+        }
+
+    spec, meta = pod["spec"], pod["metadata"]
+    annotations = meta.get("annotations") or {}
+    return {
+        "containers": {c["name"]: container(c) for c in spec.get("containers") or []},
+        "initContainers": {c["name"]: container(c) for c in spec.get("initContainers") or []},
+        "volumes": sorted(v["name"] for v in spec.get("volumes") or [] if not _api_servers(v["name"])),
+        "labels": dict(meta.get("labels") or {}),
+        "status": json.loads(annotations.get("sidecar.istio.io/status", "null")),
+    }

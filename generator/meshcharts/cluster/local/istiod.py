@@ -425,9 +425,10 @@ def start(
 def _chart_version(deploy: Any) -> str:
     """The istiod chart's version, from the `helm.sh/chart` label (`istiod-1.12.2`), else istiod's image tag."""
     labels = deploy.metadata.labels or {}
-    chart = labels.get("helm.sh/chart", "")
-    if "-" in chart:
-        return str(chart.rsplit("-", 1)[1])
+    # `<name>-<version>`: the version starts at the first `-` followed by N.N.N (a pre-release has a `-` of its own).
+    found = re.search(r"-(\d+\.\d+\.\d+\S*)$", labels.get("helm.sh/chart", ""))
+    if found:
+        return found.group(1)
     image = str(deploy.spec.template.spec.containers[0].image or "")
     return image.rsplit(":", 1)[1] if ":" in image else ""
 
