@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job, on a fresh machine too: build the toolchain if needed, check the committed release
 # (re-packaging is a no-op, index and provenance verify with meshcharts.asc), serve it on loopback,
-# helm repo add, install base, istiod and gateway from it into a local cluster, show what runs, and
-# take the cluster down again unless --keep is given.
+# helm repo add, install base, istiod and gateway from it into a local cluster at the newest version of
+# the newest published line (a release candidate too), show what runs, and take the cluster down again
+# unless --keep is given.
 #   ./run.sh [--keep] [--name NAME] [--provider local|kind|existing] [--kubeconfig PATH]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,7 +19,7 @@ while [ $# -gt 0 ]; do
     --name) name="$2"; shift ;;
     --provider) provider="$2"; shift ;;
     --kubeconfig) kubeconfig_args=(--kubeconfig "$2"); shift ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift

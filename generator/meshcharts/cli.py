@@ -394,7 +394,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise UsageError("no cluster: pass --kubeconfig or set KUBECONFIG (e.g. from `meshcharts cluster up`)")
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="meshcharts-demo-") as tmp:
-        demo.run(
+        installed = demo.run(
             find_root(),
             Path(kubeconfig),
             Path(tmp),
@@ -404,7 +404,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             keep=args.keep,
             helm_major=args.helm,
         )
-    _say(f"demo: base, istiod and gateway installed from the served repository in {time.monotonic() - start:.1f}s")
+    _say(
+        f"demo: base, istiod and gateway {installed.version} installed from the served repository in "
+        f"{time.monotonic() - start:.1f}s"
+    )
     return 0
 
 

@@ -7,8 +7,11 @@
    (meshcharts.asc) must pass. A chart changed without a version bump, or a new version nobody
    released, stops the flow here with the reason.
 2. The scratch repository is served on 127.0.0.1 (a free port), added with `helm repo add` under a
-   Helm home of its own, listed with `helm search repo --versions`, and base, istiod and gateway
-   are installed from it with `--verify`.
+   Helm home of its own, listed with `helm search repo --versions --devel` (without --devel Helm hides
+   pre-releases, and a line's only release may be one: 1.31.0-rc.0), and base, istiod and gateway are
+   installed from it with `--verify`, at the newest version of the newest line the served index.yaml
+   publishes (`newest_published`), passed as `--version`: without it Helm would take the newest version
+   that is not a pre-release, which need not be of the newest line.
 3. A real istiod answers the charts' webhooks. Where pods run, that is the chart's istiod pod; on a local (kwok)
    cluster, where no pod really runs, the chart's istiod Deployment runs on this host as pilot-discovery
    (`meshcharts.cluster.local.istiod`), reached through the chart's Service. It injects the gateway's pods.
@@ -21,11 +24,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import semver
 import yaml
 
 from meshcharts import controlplane, repo, spec, tools
@@ -42,6 +47,10 @@ REPO_NAME = "meshcharts"
 ISTIO_NS = "istio-system"
 GATEWAY_NS = "istio-ingress"
 GATEWAY_RELEASE = "istio-ingressgateway"
+# What the demo installs from the repository, all at one version.
+CHARTS = ("base", "istiod", "gateway")
+# How the demo lists the repository: every version, pre-releases too (Helm hides them without --devel).
+SEARCH = ("search", "repo", f"{REPO_NAME}/", "--versions", "--devel")
 # What a scratch copy of the repository needs: the generator inputs for `generate --check`, the
 # charts, and everything the repository publishes.
 REPOSITORY_PARTS = (
@@ -55,12 +64,71 @@ REPOSITORY_PARTS = (
 )
 
 
+@dataclass(frozen=True)
+class Pick:
+    """The version the demo installs base, istiod and gateway at, and why."""
+
+    version: str
+    line: str  # major.minor
+    reason: str
+
+
+def _line(version: semver.Version) -> str:
+    return f"{version.major}.{version.minor}"
+
+
+def newest_published(index: Mapping[str, Any], charts: Sequence[str] = CHARTS) -> Pick:
+    """The newest version of the newest release line that `index` (a parsed index.yaml) publishes for every one of
+    `charts`, by semver, pre-releases included: a line's only release may be a release candidate (1.31.0-rc.0),
+    which `helm install` without --version passes over for the newest version that is not a pre-release."""
+    entries = index.get("entries") or {}
+    common: set[semver.Version] | None = None
+    for chart in charts:
+        versions = set()
+        for entry in entries.get(chart) or []:
+            try:
+                versions.add(semver.Version.parse(str(entry.get("version"))))
+            except ValueError:
+                continue  # not semver: Helm cannot order it either
+        common = versions if common is None else common & versions
+    if not common:
+        raise RepoError(f"index.yaml publishes no version of {', '.join(charts)} alike: nothing to install")
+    lines = sorted({(v.major, v.minor) for v in common})
+    newest_line = lines[-1]
+    chosen = max(v for v in common if (v.major, v.minor) == newest_line)
+    named = f"{', '.join(charts[:-1])} and {charts[-1]}" if len(charts) > 1 else charts[0]
+    reason = (
+        f"the newest version of line {_line(chosen)}, the newest line in which the repository publishes {named} "
+        f"(lines: {', '.join(f'{a}.{b}' for a, b in lines)})"
+    )
+    if chosen.prerelease:
+        stable = [v for v in common if not v.prerelease]
+        instead = f"Helm would install {max(stable)}" if stable else "Helm would find no version"
+        reason += f"; a pre-release, so it is passed as --version: without it {instead}"
+    else:
+        reason += "; passed as --version, so every chart is installed at it"
+    return Pick(str(chosen), _line(chosen), reason)
+
+
+def served_index(url: str, *, timeout: float = 30.0) -> dict[str, Any]:
+    """The index.yaml a repository serves at `url`, parsed and checked as Helm would load it."""
+    where = f"{url.rstrip('/')}/index.yaml"
+    try:
+        with urllib.request.urlopen(where, timeout=timeout) as response:
+            raw = response.read()
+    except OSError as err:
+        raise RepoError(f"cannot read {where}: {err}") from err
+    return index_mod.parse(raw, where)
+
+
 @dataclass
 class Installed:
     """What the flow installed and saw."""
 
     repository_url: str
     search: str
+    version: str = ""  # the version base, istiod and gateway were installed at
+    version_reason: str = ""
     releases: list[tuple[str, str, str]] = field(default_factory=list)  # (release, chart, namespace)
     gateway_address: str = ""
     gateway_images: dict[str, dict[str, str]] = field(default_factory=dict)  # pod -> container -> image
@@ -137,9 +205,11 @@ def install_from_repository(
 ) -> Installed:
     """Serve `layout` on loopback, helm repo add/search, install base, istiod and gateway with --verify.
 
-    The charts get default values; istiod (`runner`: the chart's pod by default, a host process where pods do
-    not run) must trust its webhooks before the gateway is installed, and must have injected the gateway's
-    pods. base and istiod go through the one installer of the control plane, `meshcharts.controlplane`."""
+    All three are installed at the newest version of the newest line the served index.yaml publishes
+    (`newest_published`), given as --version. The charts get default values; istiod (`runner`: the chart's pod by
+    default, a host process where pods do not run) must trust its webhooks before the gateway is installed, and
+    must have injected the gateway's pods. base and istiod go through the one installer of the control plane,
+    `meshcharts.controlplane`."""
     from meshcharts import waits
 
     runner = runner or controlplane.InClusterIstiod()
@@ -149,17 +219,23 @@ def install_from_repository(
     try:
         say(f"serving the repository at {server.url}")
         helm.run(["repo", "add", REPO_NAME, server.url])
-        search = helm.run(["search", "repo", f"{REPO_NAME}/", "--versions"])
-        result = Installed(server.url, search)
+        search = helm.run(list(SEARCH))
+        pick = newest_published(served_index(server.url))
+        say(f"version: installing {pick.version}: {pick.reason}")
+        result = Installed(server.url, search, pick.version, pick.reason)
         verify = ("--verify", "--keyring", str(keyring))
 
         def install(release: str, chart: str, namespace: str) -> None:
-            say(f"installing {REPO_NAME}/{chart} as {namespace}/{release} (helm install --verify)")
+            say(
+                f"installing {REPO_NAME}/{chart} {pick.version} as {namespace}/{release} "
+                f"(helm install --version {pick.version} --verify)"
+            )
             helm.install(
                 release,
                 f"{REPO_NAME}/{chart}",
                 namespace=namespace,
                 values=_values(workdir / f"{chart}-values.yaml", {}),
+                version=pick.version,
                 wait=True,
                 timeout=timeout,
                 extra=verify,
@@ -167,11 +243,18 @@ def install_from_repository(
             result.releases.append((release, chart, namespace))
 
         say(
-            f"installing {REPO_NAME}/base and {REPO_NAME}/istiod into {ISTIO_NS} (helm upgrade --install --verify); "
-            f"istiod answers as {runner.where}"
+            f"installing {REPO_NAME}/base and {REPO_NAME}/istiod {pick.version} into {ISTIO_NS} "
+            f"(helm upgrade --install --version {pick.version} --verify); istiod answers as {runner.where}"
         )
         plane = controlplane.install(
-            helm, kube, charts=REPO_NAME, version=None, values={}, runner=runner, timeout=timeout, keyring=keyring
+            helm,
+            kube,
+            charts=REPO_NAME,
+            version=pick.version,
+            values={},
+            runner=runner,
+            timeout=timeout,
+            keyring=keyring,
         )
         result.releases += [
             (controlplane.BASE_RELEASE, "base", ISTIO_NS),
@@ -233,7 +316,7 @@ def run(
     helm = Helm(major=helm_major)
     layout, keyring = check_release(source, workdir, helm.with_home(workdir / "helm-home"), say)
     installed = install_from_repository(layout, keyring, kubeconfig, workdir, say, runner=runner, helm_major=helm_major)
-    say(f"helm search repo {REPO_NAME}/ --versions (served at {installed.repository_url}):")
+    say(f"helm {' '.join(SEARCH)} (served at {installed.repository_url}):")
     out(installed.search.rstrip("\n"))
     env_helm = Helm(major=helm_major, kubeconfig=kubeconfig)
     kubectl = str(tools.path("kubectl"))

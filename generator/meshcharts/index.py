@@ -135,15 +135,20 @@ def load(path: Path) -> dict[str, Any]:
     """Parse and check an index; a missing file is an empty repository."""
     if not path.exists():
         return {"apiVersion": "v1", "entries": {}}
-    raw = path.read_bytes()
+    return parse(path.read_bytes(), str(path), path.name)
+
+
+def parse(raw: bytes, where: str, name: str = "index.yaml") -> dict[str, Any]:
+    """Parse and check the bytes of an index (a file's, or what a repository served); `where` names it in errors,
+    `name` in the problems found."""
     try:
         data = json.loads(raw) if raw.lstrip().startswith(b"{") else yaml.load(raw, Loader=_Loader)
     except (yaml.YAMLError, ValueError) as err:
-        raise RepoError(f"{path}: not valid YAML or JSON, nothing was written: {err}") from err
-    problems = check_index(data, path.name)
+        raise RepoError(f"{where}: not valid YAML or JSON, nothing was written: {err}") from err
+    problems = check_index(data, name)
     if problems:
         raise RepoError(
-            f"{path} would not load in Helm; nothing was written:\n" + "\n".join(f"  {p}" for p in problems)
+            f"{where} would not load in Helm; nothing was written:\n" + "\n".join(f"  {p}" for p in problems)
         )
     return data  # type: ignore[no-any-return]
 

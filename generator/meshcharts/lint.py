@@ -1,7 +1,8 @@
 """`meshcharts lint`: the one static gate, no cluster.
 
 It holds the working tree to what was published: every version listed in index.yaml is rendered from
-its archive and compared with charts/ under the same values, for the changes that break `helm upgrade`
+its archive and compared with charts/ under the same values (a version of a later line: with that line's
+lines/<line>/, under that line's values scenarios), for the changes that break `helm upgrade`
 or the users' values (a workload or Service selector, a CRD version or schema field, a values key, a
 Service port). It also reports values declared but unread or read but undeclared, and charts/ that
 no longer matches generator/specs.
@@ -105,6 +106,7 @@ def _load_yaml(data: bytes | None, where: str) -> Any:
 
 
 def snapshot_archive(layout: Layout, helm: Helm, archive: Path, chart: str, version: str) -> Snapshot:
+    """A published archive rendered under the values scenarios of `layout`, the line it belongs to."""
     renders = {name: _render(helm, chart, archive, path) for name, path in scenarios(layout, chart).items()}
     surface = values_surface(
         _load_yaml(package.archive_file(archive, "values.yaml"), f"{archive}:values.yaml"),
@@ -141,6 +143,14 @@ def published(layout: Layout, chart: str) -> list[tuple[str, Path]]:
             raise RepoError(f"index.yaml: {chart} {entry.get('version')} lists {local[0]}, which does not exist")
         found.append((str(entry.get("version")), path))
     return found
+
+
+def _declared_in(line: Layout, chart: spec.ChartSpec) -> str:
+    """Where a later line declares `chart`'s values, as messages name it: its own specs file for a line with specs
+    of its own, else its overlay, line.yaml (the base line's spec file holds only what the line did not change)."""
+    if line.own_specs or line.overlay is None:
+        return chart.source
+    return line.overlay.relative_to(line.root).as_posix()
 
 
 def _in_charts(rel: str, charts: Sequence[str]) -> bool:
@@ -190,12 +200,13 @@ def run(layout: Layout, *, charts: Sequence[str] = spec.CHART_NAMES, helm: Helm 
         current = snapshot_tree(layout, helm, chart)
         line_trees: dict[str, Snapshot] = {}
         for version, archive in published(layout, chart):
-            # A version of a later line is held to that line's tree (its patch releases come from there);
-            # any other, of the base line or an older one, to charts/.
+            # A version of a later line is held to that line's tree (its patch releases come from there), rendered
+            # under that line's values scenarios; any other, of the base line or an older one, to charts/.
             minor = ".".join(version.split(".")[:2])
             target, label = current, WORKING_TREE
             chart_source, chart_deprecated = source, deprecated
             line = lines.get(minor) if minor != model.suite.line else None
+            scenario_layout = layout
             if line is not None:
                 if minor not in line_models:
                     line_models[minor] = spec.load(line)
@@ -204,9 +215,10 @@ def run(layout: Layout, *, charts: Sequence[str] = spec.CHART_NAMES, helm: Helm 
                     line_trees[minor] = Snapshot(chart, line.charts_label, tree.renders, tree.values)
                 target, label = line_trees[minor], line.charts_label
                 line_chart = line_models[minor].chart(chart)
-                chart_source = line.overlay.relative_to(line.root).as_posix() if line.overlay else source
+                chart_source = _declared_in(line, line_chart)
                 chart_deprecated = {v.path: v.deprecated for v in line_chart.values if v.deprecated}
-            old = snapshot_archive(layout, helm, archive, chart, version)
+                scenario_layout = line
+            old = snapshot_archive(scenario_layout, helm, archive, chart, version)
             problems, more_notes = compare(old, target, chart_deprecated, source=chart_source)
             findings.extend(problems)
             notes.extend(more_notes)
@@ -283,7 +295,7 @@ def check_line(
         new = snapshot_tree(line, helm, chart)
         old = Snapshot(chart, previous.charts_label, old.renders, old.values)
         new = Snapshot(chart, line.charts_label, new.renders, new.values)
-        problems, more_notes = compare(old, new, deprecated, source=overlay)
+        problems, more_notes = compare(old, new, deprecated, source=_declared_in(line, model.chart(chart)))
         findings.extend(problems)
         notes.extend(more_notes)
         compared.append(f"{chart} {previous.charts_label} -> {line.charts_label} ({', '.join(old.renders)})")

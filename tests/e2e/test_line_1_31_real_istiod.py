@@ -374,9 +374,7 @@ def test_a_revision_tag_sends_its_namespaces_to_the_revision_it_points_to(
         assert _injected_revision(kube, tagged, "tagged") == "default"
     finally:
         # Back to the chart's defaults (an upgrade given no values would keep the tag).
-        helm.upgrade(
-            "istiod", LINE / "istiod", namespace=ISTIO_NS, wait=True, timeout=180, extra=("--reset-values",)
-        )
+        helm.upgrade("istiod", LINE / "istiod", namespace=ISTIO_NS, wait=True, timeout=180, extra=("--reset-values",))
     assert kube.admission.list_mutating_webhook_configuration(label_selector=f"istio.io/tag={tag}").items == []
     assert _injected_revision(kube, tagged, "untagged") is None
 

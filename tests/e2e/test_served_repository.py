@@ -1,6 +1,6 @@
 """The served repository end to end, as `./run.sh` runs it: the committed release re-checked without the
-private key, served on loopback, `helm repo add`, `helm search repo --versions`, and base, istiod and
-gateway installed from it with `--verify`.
+private key, served on loopback, `helm repo add`, `helm search repo --versions --devel`, and base, istiod and
+gateway installed from it with `--verify`, at the newest version of the newest line index.yaml publishes.
 
 A cluster of its own: base owns cluster-wide objects (CRDs, webhook configurations), so a second base
 release beside the session cluster's would be refused; a local cluster is up in about 5 s.
@@ -14,23 +14,33 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import semver
 import yaml
 
 from meshcharts import cluster as cluster_mod
-from meshcharts import demo, waits
+from meshcharts import demo, index, spec, waits
 from meshcharts.errors import HelmError, RepoError
 from meshcharts.helm import Helm
 from meshcharts.paths import Layout
 from meshcharts.testing.plugin import kube_for
 from tests.e2e.conftest import REPO
 
-# The version charts/ packs to, the newest published one of the base line (a test elsewhere keeps them equal).
-CHARTS_VERSION = str(yaml.safe_load((REPO / "charts" / "gateway" / "Chart.yaml").read_text())["version"])
-# What `helm install meshcharts/<chart>` picks: the newest published version of any line.
-NEWEST = max(
-    (str(e["version"]) for e in yaml.safe_load((REPO / "index.yaml").read_text())["entries"]["gateway"]),
-    key=lambda v: tuple(int(x) for x in v.split(".")),
-)
+PUBLISHED = index.load(REPO / "index.yaml")
+# What the demo installs: the newest version of the newest line published (a release candidate may be it, which
+# `helm install` without --version would pass over; the demo gives --version).
+NEWEST = demo.newest_published(PUBLISHED).version
+# Each released line's tree and the version it packs to, the newest published one of that line (a test elsewhere
+# keeps them equal): charts/, lines/1.13/, and lines/1.31/ once it says `release: true`.
+RELEASED_TREES = [
+    (line.charts_label, str(yaml.safe_load((line.charts / "gateway" / "Chart.yaml").read_text())["version"]))
+    for line in Layout(REPO).every_line()
+    if spec.line_released(line)
+]
+
+
+def line_of(version: str) -> str:
+    parsed = semver.Version.parse(version)
+    return f"{parsed.major}.{parsed.minor}"
 
 
 @pytest.fixture(scope="module")
@@ -55,18 +65,25 @@ def test_the_main_job_installs_base_istiod_and_gateway_from_the_served_repositor
         Layout(REPO), own_cluster.kubeconfig, tmp_path, said.append, out=shown_lines.append, runner=runner
     )
 
-    rows = [line.split()[:2] for line in installed.search.splitlines()[1:]]
-    published = sorted(p.name[: -len(".tgz")].rsplit("-", 1) for p in (REPO / "packages").glob("*.tgz"))
-    assert sorted(rows) == [[f"meshcharts/{chart}", version] for chart, version in published]
+    # Every version index.yaml publishes is listed, pre-releases too (the search passes --devel).
+    rows = sorted(line.split()[:2] for line in installed.search.splitlines()[1:] if line.strip())
+    published = sorted(
+        [f"meshcharts/{chart}", str(entry["version"])]
+        for chart, entries in PUBLISHED["entries"].items()
+        for entry in entries
+    )
+    assert rows == published
     assert installed.releases == [
         ("istio-base", "base", "istio-system"),
         ("istiod", "istiod", "istio-system"),
         ("istio-ingressgateway", "gateway", "istio-ingress"),
     ]
-    # Both release lines are served and listed.
-    assert {version.rsplit(".", 1)[0] for _, version in rows} == {"1.12", "1.13"}, rows
-    for tree in ("charts/", "lines/1.13/"):
+    # Every released line is checked, served and listed.
+    assert {line_of(version) for _, version in rows} == {line_of(version) for _, version in RELEASED_TREES}, rows
+    for tree, _ in RELEASED_TREES:
         assert any(f"the 3 charts in {tree} pack to their published archives byte for byte" in s for s in said), said
+    assert installed.version == NEWEST
+    assert any(s.startswith(f"version: installing {NEWEST}: the newest version of line") for s in said), said
     # A real istiod (the chart's Deployment run on this host) injected the gateway's pods with the line's proxy.
     assert installed.host_istiod is not None
     assert any(f"pilot-discovery pid {installed.host_istiod.pid}" in line for line in said), said
@@ -96,11 +113,8 @@ def scratch_copy(tmp_path: Path) -> Layout:
     return demo.copy_repository(REPO, tmp_path / "source")
 
 
-LINE_VERSION = str(yaml.safe_load((REPO / "lines" / "1.13" / "gateway" / "Chart.yaml").read_text())["version"])
-
-
 @pytest.mark.parametrize(
-    ("version", "tree"), [(CHARTS_VERSION, "charts/"), (LINE_VERSION, "lines/1.13/")], ids=["charts", "line-1.13"]
+    ("tree", "version"), RELEASED_TREES, ids=[tree.strip("/").replace("/", "-") for tree, _ in RELEASED_TREES]
 )
 def test_release_check_refuses_a_published_archive_that_charts_no_longer_pack_to(
     scratch_copy: Layout, tmp_path: Path, version: str, tree: str

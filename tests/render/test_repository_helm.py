@@ -194,3 +194,38 @@ def test_every_published_archive_is_signed_by_the_key_it_names_and_verifies_with
         assert {named[n] for n in published_here} == {key["fingerprint"]}, line.charts_label
     # Rotation keeps the old public keys: more than one key has signed, and all verify from the one file.
     assert len(set(signed.values())) >= 2, signed
+
+
+def _listed(search_output: str) -> set[tuple[str, str]]:
+    """(chart, version) of each row of `helm search repo` output, the header dropped."""
+    rows = [line.split() for line in search_output.splitlines()[1:] if line.strip()]
+    return {(row[0].removeprefix("meshcharts/"), row[1]) for row in rows}
+
+
+def test_the_demos_search_lists_every_version_index_yaml_publishes_pre_releases_included(
+    helm: Helm, chart_repo: str, tmp_path: Path
+) -> None:
+    """The committed repository served, added and searched as the demo (./run.sh) and the README do: every version
+    in index.yaml is listed, of every line, a release candidate too. Helm hides pre-releases from
+    `helm search repo --versions` unless `--devel` is given, which is why the demo's search passes it."""
+    import semver
+
+    from meshcharts import demo, index, spec
+
+    home = helm.with_home(tmp_path / "helm-home")
+    home.run("repo", "add", "meshcharts", chart_repo)
+    published = {
+        (chart, str(entry["version"]))
+        for chart, entries in index.load(REPO / "index.yaml")["entries"].items()
+        for entry in entries
+    }
+    assert _listed(home.run(*demo.SEARCH).stdout) == published
+    # Without --devel, Helm lists only what is not a pre-release.
+    plain = _listed(home.run(*(arg for arg in demo.SEARCH if arg != "--devel")).stdout)
+    assert plain == {(c, v) for c, v in published if not semver.Version.parse(v).prerelease}
+    # Every released line's tree is at a listed version (1.12's charts/, lines/1.13/, lines/1.31/ once released).
+    for line in Layout(REPO).every_line():
+        if spec.line_released(line):
+            for chart_dir in repo.chart_dirs(line):
+                version = str(repo.package_mod.load_metadata(chart_dir)["version"])
+                assert (chart_dir.name, version) in published, f"{line.charts_label}{chart_dir.name} {version}"

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import semver
 
 from meshcharts import demo
 from meshcharts.errors import ClusterError, RepoError
@@ -45,3 +46,52 @@ def test_show_of_a_failing_command_raises_with_its_stderr() -> None:
     script = "import sys; print('no such resource', file=sys.stderr); sys.exit(4)"
     with pytest.raises(ClusterError, match=r"exited 4:\nno such resource"):
         demo.show([sys.executable, "-c", script], lambda _: None, lambda _: None)
+
+
+def _index(versions: dict[str, list[str]]) -> dict[str, object]:
+    """An index.yaml's data with only what the demo's choice reads: each chart's published versions."""
+    return {"apiVersion": "v1", "entries": {chart: [{"version": v} for v in vs] for chart, vs in versions.items()}}
+
+
+PUBLISHED = ["1.12.0", "1.12.1", "1.12.2", "1.13.0"]
+
+
+def test_the_demo_installs_a_release_candidate_when_it_is_the_newest_lines_only_release() -> None:
+    pick = demo.newest_published(_index({c: [*PUBLISHED, "1.31.0-rc.0"] for c in demo.CHARTS}))
+    assert (pick.version, pick.line) == ("1.31.0-rc.0", "1.31")
+    assert "lines: 1.12, 1.13, 1.31" in pick.reason
+    # Why --version is needed: Helm's own default would be the newest version that is not a pre-release.
+    assert "a pre-release" in pick.reason and "Helm would install 1.13.0" in pick.reason
+
+
+def test_the_demo_installs_the_newest_release_of_the_newest_line_when_it_is_no_pre_release() -> None:
+    pick = demo.newest_published(_index({c: list(PUBLISHED) for c in demo.CHARTS}))
+    assert (pick.version, pick.line) == ("1.13.0", "1.13")
+    assert "pre-release" not in pick.reason and "lines: 1.12, 1.13" in pick.reason
+
+
+def test_the_demo_orders_versions_as_semver_not_as_text_nor_by_publication() -> None:
+    versions = ["1.31.0-rc.0", "1.9.9", "1.31.0-rc.10", "1.31.0-rc.2", "1.13.0", "1.30.5"]
+    assert demo.newest_published(_index({c: versions for c in demo.CHARTS})).version == "1.31.0-rc.10"
+    # The final release outranks its release candidates; a later line's candidate outranks an older line's patch.
+    assert demo.newest_published(_index({c: [*versions, "1.31.0"] for c in demo.CHARTS})).version == "1.31.0"
+
+
+def test_the_demo_installs_a_version_every_chart_publishes() -> None:
+    # gateway's 1.31.0-rc.0 is not published yet: base, istiod and gateway are installed at one version.
+    versions = {"base": [*PUBLISHED, "1.31.0-rc.0"], "istiod": [*PUBLISHED, "1.31.0-rc.0"], "gateway": PUBLISHED}
+    assert demo.newest_published(_index(versions)).version == "1.13.0"
+    with pytest.raises(RepoError, match=r"no version of base, istiod, gateway alike"):
+        demo.newest_published(_index({"base": ["1.12.0"], "istiod": ["1.13.0"], "gateway": ["1.13.0"]}))
+
+
+def test_the_demo_reads_its_choice_from_the_served_index(chart_repo: str) -> None:
+    from meshcharts import index
+
+    served = demo.served_index(chart_repo)
+    assert served == index.load(REPO / "index.yaml")
+    # The newest line's newest version is the greatest by semver, pre-releases included, of those all three publish.
+    common = set.intersection(
+        *({semver.Version.parse(str(e["version"])) for e in served["entries"][chart]} for chart in demo.CHARTS)
+    )
+    assert demo.newest_published(served).version == str(max(common))
