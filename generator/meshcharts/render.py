@@ -386,19 +386,29 @@ def value_references(texts: Iterable[str]) -> set[str]:
     return refs
 
 
-def check_value_usage(chart: ChartSpec, files: Mapping[str, str]) -> list[Problem]:
+def check_value_usage(
+    chart: ChartSpec, files: Mapping[str, str], value_types: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[Problem]:
     """Every read value is declared and every declared value is read by some template.
 
     Texts under `files/` count as templates: a chart embeds them with `.Files.Get` into objects that
     another program evaluates against the values (istiod's injection templates read `.Values.global...`).
+    A field of a typed group's type (`value_types`) is declared by the type: `meshConfig.rootNamespace` needs no
+    declaration of its own where `meshConfig` is a MeshConfig.
     """
     texts = [t for p, t in files.items() if p.startswith(("templates/", "files/"))]
     refs = value_references(texts)
     declared = {v.path: v for v in chart.values}
+    typed = {
+        g.path: (value_types or {}).get(g.type, {}).get("properties", {}) for g in chart.groups if g.type is not None
+    }
     problems = []
     for ref in sorted(refs):
         if ref in declared:
             continue
+        group = next((path for path in typed if ref.startswith(path + ".")), None)
+        if group is not None and ref[len(group) + 1 :].split(".")[0] in typed[group]:
+            continue  # a field of the group's type
         if any(p.startswith(ref + ".") for p in declared):
             continue  # a group read whole, e.g. `toYaml .Values.resources`
         parent = next((v for p, v in declared.items() if ref.startswith(p + ".")), None)
@@ -438,7 +448,7 @@ def render_tree(model: Model) -> tuple[dict[str, str], list[Problem]]:
         except TemplateFailure as failure:
             failures.append(failure.problem())
             continue
-        problems.extend(check_value_usage(chart, chart_files))
+        problems.extend(check_value_usage(chart, chart_files, model.value_types))
         files.update({f"{chart.name}/{p}": t for p, t in chart_files.items()})
     if failures:
         raise SpecError(failures + problems)

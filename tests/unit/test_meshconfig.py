@@ -1,8 +1,11 @@
-"""The typed meshConfig: generator/specs/meshconfig expanded into JSON schema, checked against Istio 1.12's
-MeshConfig fields (tests/data/istio-1.12-meshconfig/fields.tsv) and for the loader's reports on bad specs."""
+"""The typed meshConfig of each line (tests/meshconfig_lines.py): its type spec (generator/specs/meshconfig for the
+base line, generator/lines/1.31/specs/meshconfig for 1.31) expanded into JSON schema and checked against that Istio
+minor's MeshConfig fields (tests/data/istio-<minor>-meshconfig/fields.tsv), its generated values.schema.json against
+the line's valid and bad cases, and the loader's reports on bad specs."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -15,18 +18,30 @@ import yaml
 from meshcharts import meshconfig, render, spec
 from meshcharts.crds import Enum, ExprParser
 from meshcharts.errors import SpecError
-from meshcharts.paths import Layout
 from tests import REPO as ROOT
 from tests.conftest import data_table
-from tests.unit.trees import GOOD_CHART, make_tree, problems_of
+from tests.meshconfig_lines import LINES, MeshConfigLine, by_minor, line_params
+from tests.unit.trees import GOOD_CHART, GOOD_TEMPLATE, make_tree, problems_of
 
 SPECS = ROOT / "generator" / "specs"
-DATA = ROOT / "tests" / "data" / "istio-1.12-meshconfig"
+
+
+@pytest.fixture(scope="module", params=line_params())
+def line(request: pytest.FixtureRequest) -> MeshConfigLine:
+    line: MeshConfigLine = request.param
+    return line
 
 
 @pytest.fixture(scope="module")
-def schema() -> dict[str, Any]:
-    return meshconfig.load_value_types(SPECS / "meshconfig", SPECS / "crds")["MeshConfig"]
+def schema(line: MeshConfigLine) -> dict[str, Any]:
+    """The JSON schema of the line's MeshConfig type, from its type spec."""
+    return meshconfig.load_value_types(line.specs / "meshconfig", line.specs / "crds")["MeshConfig"]
+
+
+def values_schema(line: MeshConfigLine) -> dict[str, Any]:
+    """The line's generated istiod values.schema.json (what Helm checks users' values with)."""
+    loaded: dict[str, Any] = json.loads((line.chart / "values.schema.json").read_text())
+    return loaded
 
 
 def _kind(node: Mapping[str, Any]) -> str:
@@ -38,6 +53,8 @@ def _kind(node: Mapping[str, Any]) -> str:
         return "enum(" + ", ".join(f"{name}={number}" for name, number in zip(names, numbers, strict=True)) + ")"
     if kinds == ["string"] and node.get("pattern") == meshconfig.DURATION_PATTERN:
         return "duration"
+    if kinds == ["object"] and "properties" not in node and "additionalProperties" not in node:
+        return "struct"  # any JSON object (google.protobuf.Struct), not a message of no fields
     return str(kinds[0])
 
 
@@ -59,14 +76,21 @@ def _field(node: Mapping[str, Any], path: str) -> Iterator[tuple[str, str]]:
             yield from flatten(node, path)
 
 
-def test_every_meshconfig_field_of_istio_1_12_has_its_type_and_no_other_field_is_accepted(
-    schema: dict[str, Any],
+def test_every_meshconfig_field_of_the_lines_istio_has_its_type_and_no_other_field_is_accepted(
+    line: MeshConfigLine, schema: dict[str, Any]
 ) -> None:
-    expected = {(row["path"], row["type"]) for row in data_table("istio-1.12-meshconfig/fields.tsv")}
+    expected = {(row["path"], row["type"]) for row in data_table(f"istio-{line.minor}-meshconfig/fields.tsv")}
     ours = set(flatten(schema))
     assert len(expected) > 250
     assert sorted(expected - ours) == [], "missing or typed differently"
-    assert sorted(ours - expected) == [], "not in Istio 1.12's MeshConfig"
+    assert sorted(ours - expected) == [], f"not in Istio {line.minor}'s MeshConfig"
+
+
+def test_the_fields_tables_differ_where_istio_changed_mesh_config() -> None:
+    """1.31's table is not 1.12's under another name: fields came (meshMTLS) and went (thriftConfig)."""
+    old, new = ({row["path"] for row in data_table(f"istio-{m.minor}-meshconfig/fields.tsv")} for m in LINES)
+    assert {"thriftConfig", "defaultConfig.parentShutdownDuration"} <= old - new
+    assert {"meshMTLS", "defaultConfig.proxyHeaders", "extensionProviders[].opentelemetry"} <= new - old
 
 
 def test_messages_are_closed_and_maps_and_free_form_fields_stay_open(schema: dict[str, Any]) -> None:
@@ -74,6 +98,18 @@ def test_messages_are_closed_and_maps_and_free_form_fields_stay_open(schema: dic
     assert schema["additionalProperties"] is False
     assert default_config["additionalProperties"] is False
     assert default_config["properties"]["proxyMetadata"]["additionalProperties"] == {"type": "string"}
+
+
+def test_a_struct_field_takes_any_json_object() -> None:
+    """google.protobuf.Struct (1.31's access log labels): any object, nested values of any type; not a list."""
+    specs = by_minor("1.31").specs
+    schema = meshconfig.load_value_types(specs / "meshconfig", specs / "crds")["MeshConfig"]
+    validator = jsonschema.Draft7Validator(schema)
+    labels = {"a": "%START_TIME%", "b": {"c": [1, True, None]}, "d": 2.5}
+    log = {"name": "log", "envoyFileAccessLog": {"path": "/dev/stdout", "logFormat": {"labels": labels}}}
+    assert validator.is_valid({"extensionProviders": [log]})
+    log["envoyFileAccessLog"]["logFormat"] = {"labels": ["a"]}
+    assert not validator.is_valid({"extensionProviders": [log]})
 
 
 def test_protobuf_json_forms_are_accepted_and_other_forms_refused(schema: dict[str, Any]) -> None:
@@ -89,14 +125,34 @@ def test_protobuf_json_forms_are_accepted_and_other_forms_refused(schema: dict[s
     assert not ok({"defaultConfig": {"proxyMetadata": {"A": 1}}})
 
 
-def test_valid_and_bad_cases_of_the_test_data_agree_with_the_schema(schema: dict[str, Any]) -> None:
-    validator = jsonschema.Draft7Validator(schema)
-    valid = yaml.safe_load((DATA / "valid.yaml").read_text())
-    bad = yaml.safe_load((DATA / "bad.yaml").read_text())
-    assert {
-        name: [e.message for e in validator.iter_errors(v)] for name, v in valid.items() if not validator.is_valid(v)
-    } == {}
-    assert [case["name"] for case in bad if validator.is_valid(case["meshConfig"])] == []
+def test_valid_and_bad_cases_of_the_test_data_agree_with_the_lines_values_schema(line: MeshConfigLine) -> None:
+    validator = jsonschema.Draft7Validator(values_schema(line))
+    refused = {
+        name: [e.message for e in validator.iter_errors({"meshConfig": v})]
+        for name, v in line.valid.items()
+        if not validator.is_valid({"meshConfig": v})
+    }
+    assert refused == {}
+    assert [case["name"] for case in line.bad if validator.is_valid({"meshConfig": case["meshConfig"]})] == []
+    assert len(line.valid) >= 10
+    assert {case["istio"] for case in line.bad} == {"refused", "ignored", "taken"}
+
+
+def test_every_profile_mesh_config_of_the_1_31_line_passes_its_values_schema() -> None:
+    """Profiles, compatibility versions and platforms are laid under the values by a template, after Helm checked
+    them: what each sets under meshConfig must be what the schema would accept from a user."""
+    line = by_minor("1.31")
+    validator = jsonschema.Draft7Validator(values_schema(line))
+    settings = yaml.safe_load((line.chart / "files" / "profiles.yaml").read_text())
+    checked = {}
+    for section, entries in settings.items():
+        for name, values in entries.items():
+            if "meshConfig" in values:
+                checked[f"{section}.{name}"] = [
+                    e.message for e in validator.iter_errors({"meshConfig": values["meshConfig"]})
+                ]
+    assert {"profiles.ambient", "profiles.demo", "profiles.preview"} <= set(checked)
+    assert {name: errors for name, errors in checked.items() if errors} == {}
 
 
 def test_enum_numbers_count_from_zero_and_follow_an_explicit_number() -> None:
@@ -152,13 +208,19 @@ def test_a_group_names_a_known_type_and_is_not_also_open(tmp_path: Path) -> None
     assert any("groups.service.type: must be a type name, and a typed group cannot also be open" in p for p in found)
 
 
-def test_the_istiod_schema_types_mesh_config_and_keeps_its_declared_keys(layout: Layout) -> None:
-    model = spec.load(layout)
+# A value each line's istiod declares inside the typed meshConfig, and how its own description starts.
+DECLARED = {"1.12": ("trustDomain", "SPIFFE trust domain"), "1.31": ("enablePrometheusMerge", "Merge the application")}
+
+
+def test_the_istiod_schema_types_mesh_config_and_keeps_its_declared_keys(line: MeshConfigLine) -> None:
+    model = spec.load(line.layout)
     values = render.values_schema(model.chart("istiod"), model.value_types)["properties"]["meshConfig"]
+    key, description = DECLARED[line.minor]
     assert values["additionalProperties"] is False
-    assert values["properties"]["trustDomain"]["description"].startswith("SPIFFE trust domain")
+    assert values["properties"][key]["description"].startswith(description)
     assert values["properties"]["accessLogFile"] == {"type": ["string", "null"]}
     assert "defaultConfig" in values["properties"]
+    assert values["description"].startswith("Mesh configuration")
 
 
 def test_a_declared_value_inside_a_typed_group_must_be_a_field_of_its_type(tmp_path: Path) -> None:
@@ -171,3 +233,17 @@ def test_a_declared_value_inside_a_typed_group_must_be_a_field_of_its_type(tmp_p
         shutil.copytree(SPECS / part, layout.specs / part)
     found = problems_of(layout)
     assert any("gateway.yaml:values.mesh.trustDomian: 'trustDomian' is not a field of MeshConfig" in p for p in found)
+
+
+def test_a_template_may_read_a_field_of_a_typed_group_without_declaring_it(tmp_path: Path) -> None:
+    """The type declares its fields (the 1.31 istiod reads meshConfig.rootNamespace); a misspelt one is still named."""
+    chart = GOOD_CHART + "  mesh.trustDomain: {type: string, default: x, doc: Trust.}\n"
+    chart += "groups:\n  mesh: {doc: Mesh., type: MeshConfig}\n"
+    template = GOOD_TEMPLATE + "  a: {{ .Values.mesh.trustDomain }}\n  b: {{ .Values.mesh.rootNamespace }}\n"
+    layout = make_tree(tmp_path, chart, template + "  c: {{ .Values.mesh.rootNamespaec }}\n")
+    for part in ("meshconfig", "crds"):
+        shutil.copytree(SPECS / part, layout.specs / part)
+    assert problems_of(layout) == [
+        "generator/specs/gateway.yaml:values.mesh.rootNamespaec: a template reads this value but the spec does not "
+        "declare it"
+    ]
