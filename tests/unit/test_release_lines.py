@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from meshcharts import render, repo, spec, write
-from meshcharts.errors import RepoError, SpecError
+from meshcharts import render, spec, write
+from meshcharts.errors import SpecError
 from meshcharts.paths import Layout
 from tests.unit.trees import make_tree
 
@@ -176,7 +176,7 @@ def test_the_repository_lines_are_ordered_and_1_13_changes_the_suite() -> None:
     assert "mcsApiGroupFromEnv" in model.features and not spec.load(layout).features
 
 
-def test_the_1_31_line_has_specs_of_its_own_and_is_not_released_yet() -> None:
+def test_the_1_31_line_has_specs_of_its_own_and_is_released() -> None:
     root = Path(__file__).resolve().parents[2]
     line = Layout(root, "1.31")
     assert line.own_specs and not Layout(root, "1.13").own_specs and not Layout(root).own_specs
@@ -185,11 +185,8 @@ def test_the_1_31_line_has_specs_of_its_own_and_is_not_released_yet() -> None:
     assert line.suite_file == Layout(root).suite_file
     model = spec.load(line)
     assert (model.suite.version, model.suite.line) == ("1.31.0-rc.0", "1.31")
-    assert (
-        not spec.line_released(line) and spec.line_released(Layout(root, "1.13")) and spec.line_released(Layout(root))
-    )
-    with pytest.raises(RepoError, match=r"line 1\.31 is not released yet \(`release: false`"):
-        repo.release(line, sign_key=None)
+    # Refusing a line with `release: false` is tests/unit/test_unreleased_line.py's, on a line made for it.
+    assert spec.line_released(line) and spec.line_released(Layout(root, "1.13")) and spec.line_released(Layout(root))
 
 
 def test_a_line_with_specs_of_its_own_refuses_changes_in_its_line_yaml(tmp_path: Path) -> None:
