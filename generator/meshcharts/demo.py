@@ -77,22 +77,43 @@ def _line(version: semver.Version) -> str:
     return f"{version.major}.{version.minor}"
 
 
-def newest_published(index: Mapping[str, Any], charts: Sequence[str] = CHARTS) -> Pick:
+def kubernetes_allows(constraint: str, kubernetes: str) -> bool:
+    """Whether a chart's `kubeVersion` (comparisons joined by commas or spaces, `>=1.32.0-0`) admits a cluster
+    running `kubernetes` (`v1.30.4`, `v1.30.4-gke.100`: only major.minor.patch counts, as the `-0` in the
+    constraints is written for). A constraint this cannot read admits the cluster: Helm itself then decides."""
+    found = semver.Version.parse(kubernetes.lstrip("v").split("+")[0].split("-")[0], optional_minor_and_patch=True)
+    try:
+        return all(found.match(part) for part in constraint.replace(",", " ").split())
+    except ValueError:
+        return True
+
+
+def newest_published(
+    index: Mapping[str, Any], charts: Sequence[str] = CHARTS, *, kubernetes: str | None = None
+) -> Pick:
     """The newest version of the newest release line that `index` (a parsed index.yaml) publishes for every one of
     `charts`, by semver, pre-releases included: a line's only release may be a release candidate (1.31.0-rc.0),
-    which `helm install` without --version passes over for the newest version that is not a pre-release."""
+    which `helm install` without --version passes over for the newest version that is not a pre-release.
+    With `kubernetes` (the cluster's version), versions whose kubeVersion does not admit it are left out."""
     entries = index.get("entries") or {}
     common: set[semver.Version] | None = None
+    refused: dict[str, str] = {}  # line -> the kubeVersion that left it out
     for chart in charts:
         versions = set()
         for entry in entries.get(chart) or []:
             try:
-                versions.add(semver.Version.parse(str(entry.get("version"))))
+                version = semver.Version.parse(str(entry.get("version")))
             except ValueError:
                 continue  # not semver: Helm cannot order it either
+            constraint = str(entry.get("kubeVersion") or "")
+            if kubernetes and constraint and not kubernetes_allows(constraint, kubernetes):
+                refused[_line(version)] = constraint
+                continue
+            versions.add(version)
         common = versions if common is None else common & versions
     if not common:
-        raise RepoError(f"index.yaml publishes no version of {', '.join(charts)} alike: nothing to install")
+        where = f" for Kubernetes {kubernetes}" if kubernetes else ""
+        raise RepoError(f"index.yaml publishes no version of {', '.join(charts)} alike{where}: nothing to install")
     lines = sorted({(v.major, v.minor) for v in common})
     newest_line = lines[-1]
     chosen = max(v for v in common if (v.major, v.minor) == newest_line)
@@ -107,6 +128,15 @@ def newest_published(index: Mapping[str, Any], charts: Sequence[str] = CHARTS) -
         reason += f"; a pre-release, so it is passed as --version: without it {instead}"
     else:
         reason += "; passed as --version, so every chart is installed at it"
+    # Newer lines the cluster's Kubernetes is too old for: said, so that nobody wonders where they went.
+    newer = sorted(
+        (tuple(int(x) for x in line.split(".")), line)
+        for line in refused
+        if tuple(int(x) for x in line.split(".")) > (chosen.major, chosen.minor)
+    )
+    if newer:
+        skipped = ", ".join(f"line {line} (kubeVersion {refused[line]})" for _, line in newer)
+        reason += f"; left out, since the cluster runs Kubernetes {kubernetes}: {skipped}"
     return Pick(str(chosen), _line(chosen), reason)
 
 
@@ -220,7 +250,10 @@ def install_from_repository(
         say(f"serving the repository at {server.url}")
         helm.run(["repo", "add", REPO_NAME, server.url])
         search = helm.run(list(SEARCH))
-        pick = newest_published(served_index(server.url))
+        from kubernetes import client as kube_client
+
+        cluster_version = str(kube_client.VersionApi(kube.api_client).get_code().git_version)
+        pick = newest_published(served_index(server.url), kubernetes=cluster_version)
         say(f"version: installing {pick.version}: {pick.reason}")
         result = Installed(server.url, search, pick.version, pick.reason)
         verify = ("--verify", "--keyring", str(keyring))

@@ -95,3 +95,38 @@ def test_the_demo_reads_its_choice_from_the_served_index(chart_repo: str) -> Non
         *({semver.Version.parse(str(e["version"])) for e in served["entries"][chart]} for chart in demo.CHARTS)
     )
     assert demo.newest_published(served).version == str(max(common))
+
+
+def _index_with_kube(versions: dict[str, str]) -> dict[str, object]:
+    """Each published version with its chart's kubeVersion, the same for base, istiod and gateway."""
+    return {
+        "apiVersion": "v1",
+        "entries": {c: [{"version": v, "kubeVersion": k} for v, k in versions.items()] for c in demo.CHARTS},
+    }
+
+
+def test_on_a_cluster_older_than_the_newest_lines_kubeversion_the_demo_installs_the_newest_line_it_admits() -> None:
+    index = _index_with_kube({"1.12.2": ">=1.19.0-0", "1.13.0": ">=1.25.0-0", "1.31.0-rc.0": ">=1.32.0-0"})
+    old = demo.newest_published(index, kubernetes="v1.30.4")
+    assert old.version == "1.13.0"
+    assert "left out, since the cluster runs Kubernetes v1.30.4: line 1.31 (kubeVersion >=1.32.0-0)" in old.reason
+    # A provider's build suffix does not make the cluster's version a pre-release below the `-0` bound.
+    assert demo.newest_published(index, kubernetes="v1.32.0-gke.1200").version == "1.31.0-rc.0"
+    assert demo.newest_published(index, kubernetes="v1.36.3").version == "1.31.0-rc.0"
+    assert "left out" not in demo.newest_published(index, kubernetes="v1.36.3").reason
+    with pytest.raises(RepoError, match=r"alike for Kubernetes v1\.18\.0: nothing to install"):
+        demo.newest_published(index, kubernetes="v1.18.0")
+
+
+@pytest.mark.parametrize(
+    ("constraint", "kubernetes", "admitted"),
+    [
+        (">=1.32.0-0", "v1.32.0", True),
+        (">=1.32.0-0", "v1.31.9", False),
+        (">=1.25.0-0, <1.33.0-0", "v1.33.1", False),
+        (">=1.25.0-0 <1.33.0-0", "v1.30.4+k3s1", True),
+        ("~1.30", "v1.36.3", True),  # a form this does not read: Helm decides at install
+    ],
+)
+def test_kubeversion_constraints_are_read_as_helm_writes_them(constraint: str, kubernetes: str, admitted: bool) -> None:
+    assert demo.kubernetes_allows(constraint, kubernetes) is admitted
