@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes.client.exceptions import ApiException
 
 from meshcharts import controlplane
 from meshcharts.cluster import Cluster
@@ -302,4 +303,39 @@ def real_istiod(
             mesh_cluster, mesh_helm, kube, CHARTS / "istiod", namespace=REAL_NS, revision=REAL_REVISION
         )
         real_istiods[REAL_REVISION] = istiod
-    return real_istiods[REAL_REVISION]
+    istiod = real_istiods[REAL_REVISION]
+    restore_istio_resources(mesh_helm, kube, istiod)
+    return istiod
+
+
+def _istio_resource_exists(kube: Kube, doc: dict[str, Any], namespace: str) -> bool:
+    group, version = doc["apiVersion"].split("/")
+    plural = doc["kind"].lower() + "s"
+    try:
+        kube.custom.get_namespaced_custom_object(group, version, namespace, plural, doc["metadata"]["name"])
+    except ApiException as err:
+        if err.status == 404:
+            return False
+        raise
+    return True
+
+
+def restore_istio_resources(helm: Helm, kube: Kube, istiod: RealIstiod) -> None:
+    """Put back the Istio resources of the shared real istiod's release (its EnvoyFilters) if they are gone: the
+    base upgrade paths start from a slate without Istio's CRDs, and deleting a CRD deletes every resource of it,
+    also those of a release installed earlier in the run. `helm upgrade` with the same values creates what is
+    missing and changes nothing else."""
+    manifest = helm.run(["get", "manifest", istiod.release, "--namespace", istiod.namespace])
+    wanted = [
+        doc
+        for doc in yaml.safe_load_all(manifest)
+        if isinstance(doc, dict) and str(doc.get("apiVersion", "")).split("/")[0].endswith("istio.io")
+    ]
+    if all(_istio_resource_exists(kube, doc, doc["metadata"].get("namespace") or istiod.namespace) for doc in wanted):
+        return
+    helm.upgrade(
+        istiod.release, CHARTS / "istiod", namespace=istiod.namespace, wait=True, timeout=180,
+        set_values={"revision": istiod.revision},
+    )  # fmt: skip
+    missing = [d["metadata"]["name"] for d in wanted if not _istio_resource_exists(kube, d, istiod.namespace)]
+    assert not missing, f"helm upgrade did not restore {missing} of {istiod.release}"

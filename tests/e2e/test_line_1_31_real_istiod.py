@@ -43,8 +43,9 @@ from tests.oracle.injection import differences, inject, injected_view, render_in
 
 LINE = REPO / "lines" / "1.31"
 ISTIO_NS = "istio-system"
-# One cluster for the module, also under pytest-xdist: .ci/test runs the cluster layers with --dist loadgroup.
-pytestmark = pytest.mark.xdist_group("line-1.31-real-istiod")
+# Under pytest-xdist each worker that gets tests of this module brings a cluster up for them (a few seconds on the
+# local provider). `--dist loadgroup` would keep them on one worker, but it spreads every other test differently, and
+# the one CI run with it took 1023 s for the Helm 4 cluster layers against 635 s before (cause not isolated).
 
 
 def _chart(name: str) -> dict[str, Any]:
