@@ -17,7 +17,7 @@ import yaml
 import meshcharts
 from meshcharts import cli, cluster
 from meshcharts.cluster import local as local_provider
-from meshcharts.cluster._common import listening_ports, pid_alive, wait_ready
+from meshcharts.cluster._common import listener_pids, listening_ports, pid_alive, wait_ready
 from meshcharts.cluster.kind import KIND_ENGINE_SKIP, container_engine_socket
 from meshcharts.cluster.local import Local, local_stages
 from meshcharts.errors import ClusterError
@@ -178,6 +178,22 @@ def test_listening_ports_sees_a_listener_and_forgets_it_once_closed() -> None:
     assert port in listening_ports()
     server.close()
     assert port not in listening_ports()
+
+
+def test_listener_pids_names_the_process_holding_a_port_and_nothing_once_it_is_closed() -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    other = socket.socket()
+    other.bind(("127.0.0.1", 0))  # bound, not listening: not a listener
+    try:
+        owners = listener_pids([port, other.getsockname()[1]])
+        assert owners == {port: {os.getpid()}}
+    finally:
+        server.close()
+        other.close()
+    assert listener_pids([port]) == {}
 
 
 def test_pid_alive_is_false_for_a_reaped_child_and_true_for_this_process() -> None:
@@ -352,3 +368,19 @@ def test_concurrent_prunes_take_each_orphan_down_once(tmp_path: Path) -> None:
     assert not errors, errors
     assert not any(Local(tmp_path).cluster_dir(name).exists() for name in names)
     assert {n for run in pruned for n in run} == set(names)
+
+
+def test_a_cluster_port_taken_again_by_another_process_is_not_left_behind_by_the_cluster() -> None:
+    from meshcharts.cluster.local import ports_still_held
+
+    directory = "/cache/kwok/clusters/mine"
+    ports = {"kube-apiserver/https": 32746, "etcd/http": 32747, "kwok-controller/http": 32745, "etcd/peer": 32748}
+    cmdlines = {
+        10: f"kube-apiserver --etcd-cafile {directory}/pki/ca.crt",  # still ours, by its arguments
+        20: "kube-apiserver --etcd-cafile /cache/kwok/clusters/another/pki/ca.crt",  # another cluster's, since
+    }
+    owners = {32746: {10}, 32747: {20}, 32745: set()}  # 32748: nobody listens any more
+    held = ports_still_held(ports, owners, set(), directory, lambda pid: cmdlines.get(pid, ""))
+    # The one /proc cannot name a holder of counts as still held: nothing says it is someone else's.
+    assert held == {"kube-apiserver/https": 32746, "kwok-controller/http": 32745}
+    assert ports_still_held(ports, {32747: {20}}, {20}, directory, lambda pid: "") == {"etcd/http": 32747}

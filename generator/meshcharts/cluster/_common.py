@@ -8,7 +8,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -239,6 +239,34 @@ def listening_ports() -> set[int]:
                 if len(fields) > 3 and fields[3] == "0A":
                     ports.add(int(fields[1].rsplit(":", 1)[1], 16))
     return ports
+
+
+def listener_pids(ports: Iterable[int]) -> dict[int, set[int]]:
+    """Which of `ports` are in LISTEN state on this host, and the pids holding each listening socket (matched by
+    its inode in /proc/PID/fd; empty where /proc does not say, such as another user's process)."""
+    wanted = set(ports)
+    inodes: dict[str, int] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 9 and fields[3] == "0A":
+                    port = int(fields[1].rsplit(":", 1)[1], 16)
+                    if port in wanted:
+                        inodes[fields[9]] = port
+    owners: dict[int, set[int]] = {port: set() for port in inodes.values()}
+    if not inodes:
+        return owners
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (proc / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:[") and target[8:-1] in inodes:
+                        owners[inodes[target[8:-1]]].add(int(proc.name))
+    return owners
 
 
 def process_start(pid: int) -> int | None:

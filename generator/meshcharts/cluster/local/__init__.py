@@ -25,6 +25,7 @@ from meshcharts.cluster._common import (
     LOG_TAIL_LINES,
     Cluster,
     Say,
+    listener_pids,
     listening_ports,
     machine_lock,
     pid_alive,
@@ -523,9 +524,14 @@ def _down(local: Local, name: str, *, timeout: float, say: Say) -> None:
         ours["egress-proxy"] = proxy
         if pid_alive(proxy):
             left["egress-proxy"] = proxy
-    while ports and time.monotonic() < deadline and set(ports.values()) & listening_ports():
+    directory = str(local.cluster_dir(name))
+
+    def still_ours() -> dict[str, int]:
+        return ports_still_held(ports, listener_pids(ports.values()), set(ours.values()), directory, _cmdline)
+
+    while ports and time.monotonic() < deadline and still_ours():
         time.sleep(0.1)
-    still = {what: port for what, port in ports.items() if port in listening_ports()}
+    still = still_ours()
     if left or still:
         raise ClusterError(
             f"local cluster {name} left processes {left} and listening ports {still} behind; "
@@ -533,6 +539,36 @@ def _down(local: Local, name: str, *, timeout: float, say: Say) -> None:
         )
     local.owner_path(name).unlink(missing_ok=True)
     say(f"local cluster {name} deleted; none of its {len(ours)} processes and {len(ports)} ports is left")
+
+
+def ports_still_held(
+    ports: Mapping[str, int],
+    owners: Mapping[int, set[int]],
+    ours: set[int],
+    directory: str,
+    cmdline: Any,
+) -> dict[str, int]:
+    """Which of a cluster's `ports` (component -> port) are still held by it, given who listens on them (`owners`,
+    from listener_pids): a port nobody listens on is free; one whose every holder is a process that is not the
+    cluster's (not among `ours`, its command line not naming the cluster's `directory`) was taken again by
+    someone else after the cluster let it go (kwokctl picks free ports: a cluster another test worker brings up
+    meanwhile may get it); any other is still the cluster's, also one whose holder /proc does not name."""
+    held: dict[str, int] = {}
+    for what, port in ports.items():
+        if port not in owners:
+            continue
+        holders = owners[port]
+        if holders and all(pid not in ours and directory not in cmdline(pid) for pid in holders):
+            continue
+        held[what] = port
+    return held
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def prune(local: Local, *, timeout: float, say: Say) -> list[str]:
