@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import semver
 import yaml
+from kubernetes import client
 
 from meshcharts import cluster as cluster_mod
 from meshcharts import demo, index, spec, waits
@@ -26,9 +27,25 @@ from meshcharts.testing.plugin import kube_for
 from tests.e2e.conftest import REPO
 
 PUBLISHED = index.load(REPO / "index.yaml")
-# What the demo installs: the newest version of the newest line published (a release candidate may be it, which
-# `helm install` without --version would pass over; the demo gives --version).
-NEWEST = demo.newest_published(PUBLISHED).version
+
+
+def newest_for(kubernetes: str) -> str:
+    """What the demo installs on a cluster running `kubernetes`: the newest version (semver, a release candidate
+    too, which `helm install` without --version would pass over) that base, istiod and gateway all publish and
+    whose kubeVersion (`>=X.Y.Z-0` on every published chart) the cluster meets."""
+    running = semver.Version.parse(kubernetes.lstrip("v").split("+")[0].split("-")[0])
+    fitting = []
+    for chart in demo.CHARTS:
+        versions = set()
+        for entry in PUBLISHED["entries"][chart]:
+            bound = re.fullmatch(r">=(\d+\.\d+\.\d+)-0", str(entry["kubeVersion"]))
+            assert bound, f"{chart} {entry['version']}: kubeVersion {entry['kubeVersion']!r} is not a lower bound"
+            if running >= semver.Version.parse(bound.group(1)):
+                versions.add(semver.Version.parse(str(entry["version"])))
+        fitting.append(versions)
+    return str(max(set.intersection(*fitting)))
+
+
 # Each released line's tree and the version it packs to, the newest published one of that line (a test elsewhere
 # keeps them equal): charts/, lines/1.13/, and lines/1.31/ once it says `release: true`.
 RELEASED_TREES = [
@@ -64,6 +81,8 @@ def test_the_main_job_installs_base_istiod_and_gateway_from_the_served_repositor
     installed = demo.run(
         Layout(REPO), own_cluster.kubeconfig, tmp_path, said.append, out=shown_lines.append, runner=runner
     )
+    kubernetes = str(client.VersionApi(kube_for(own_cluster.kubeconfig).api_client).get_code().git_version)
+    newest = newest_for(kubernetes)
 
     # Every version index.yaml publishes is listed, pre-releases too (the search passes --devel).
     rows = sorted(line.split()[:2] for line in installed.search.splitlines()[1:] if line.strip())
@@ -82,21 +101,24 @@ def test_the_main_job_installs_base_istiod_and_gateway_from_the_served_repositor
     assert {line_of(version) for _, version in rows} == {line_of(version) for _, version in RELEASED_TREES}, rows
     for tree, _ in RELEASED_TREES:
         assert any(f"the 3 charts in {tree} pack to their published archives byte for byte" in s for s in said), said
-    assert installed.version == NEWEST
-    assert any(s.startswith(f"version: installing {NEWEST}: the newest version of line") for s in said), said
+    assert installed.version == newest
+    assert any(s.startswith(f"version: installing {newest}: the newest version of line") for s in said), said
+    newest_line = max((line_of(v) for _, v in RELEASED_TREES), key=lambda line: tuple(map(int, line.split("."))))
+    if line_of(newest) != newest_line:  # the cluster is too old for the newest line: the demo says it left it out
+        assert any(f"since the cluster runs Kubernetes {kubernetes}: line {newest_line}" in s for s in said), said
     # A real istiod (the chart's Deployment run on this host) injected the gateway's pods with the line's proxy.
     assert installed.host_istiod is not None
     assert any(f"pilot-discovery pid {installed.host_istiod.pid}" in line for line in said), said
     assert installed.gateway_images, said
     for images in installed.gateway_images.values():
-        assert images == {"istio-proxy": f"docker.io/istio/proxyv2:{NEWEST}"}, images
+        assert images == {"istio-proxy": f"docker.io/istio/proxyv2:{newest}"}, images
     assert any("webhooks: istiod injected the gateway's pod istio-ingress/" in line for line in said), said
 
     helm = Helm(kubeconfig=own_cluster.kubeconfig)
     for release, chart, namespace in installed.releases:
         status = helm.run(["status", release, "--namespace", namespace])
         assert "STATUS: deployed" in status, status
-        assert f"{chart}-{NEWEST}" in helm.run(["list", "--namespace", namespace, "--filter", f"^{release}$"])
+        assert f"{chart}-{newest}" in helm.run(["list", "--namespace", namespace, "--filter", f"^{release}$"])
     kube = kube_for(own_cluster.kubeconfig)
     waits.deployment_available(kube.apps, "istio-system", "istiod", timeout=30)
     waits.deployment_available(kube.apps, "istio-ingress", "istio-ingressgateway", timeout=30)
