@@ -12,6 +12,7 @@ and installed again for the next test that asks for `control_plane`.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from meshcharts import controlplane
+from meshcharts import controlplane, waits
 from meshcharts.cluster import Cluster
 from meshcharts.controlplane import ControlPlane, PodIstiod
 from meshcharts.errors import HelmError
@@ -308,16 +309,32 @@ def real_istiod(
     return istiod
 
 
+def absent_as_none(read: Any, *args: Any) -> Any:
+    """`read(*args)` (a client read), or None where the API server answers 404: for waits on an object to appear."""
+    try:
+        return read(*args)
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise
+
+
+def istiod_ca_root(kube: Kube, namespace: str) -> bytes:
+    """The CA certificate of the istiod in `namespace`: the `istio-ca-secret` its self-signed CA keeps there (no
+    other istiod writes it; every istiod writes istio-ca-root-cert into every namespace)."""
+    secret = waits.wait_until(
+        lambda: absent_as_none(kube.core.read_namespaced_secret, "istio-ca-secret", namespace),
+        condition=f"istiod's CA secret in {namespace}",
+        timeout=120,
+    )
+    return base64.b64decode(secret.data["ca-cert.pem"]).strip()
+
+
 def _istio_resource_exists(kube: Kube, doc: dict[str, Any], namespace: str) -> bool:
     group, version = doc["apiVersion"].split("/")
     plural = doc["kind"].lower() + "s"
-    try:
-        kube.custom.get_namespaced_custom_object(group, version, namespace, plural, doc["metadata"]["name"])
-    except ApiException as err:
-        if err.status == 404:
-            return False
-        raise
-    return True
+    read = kube.custom.get_namespaced_custom_object
+    return absent_as_none(read, group, version, namespace, plural, doc["metadata"]["name"]) is not None
 
 
 def restore_istio_resources(helm: Helm, kube: Kube, istiod: RealIstiod) -> None:

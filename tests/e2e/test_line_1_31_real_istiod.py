@@ -39,6 +39,7 @@ from meshcharts.errors import ToolError
 from meshcharts.helm import Helm
 from meshcharts.kube import Kube, kube_for
 from tests import REPO
+from tests.cluster_fixtures import absent_as_none, istiod_ca_root
 from tests.oracle.injection import differences, inject, injected_view, render_injector
 
 LINE = REPO / "lines" / "1.31"
@@ -139,21 +140,6 @@ def namespace(line_cluster: LineCluster) -> Iterator[Any]:
             line_cluster.kube.core.delete_namespace(name)
 
 
-def _ca_root(kube: Kube) -> bytes:
-    """istiod's self-signed CA certificate, which it keeps in istio-ca-secret in its own namespace."""
-
-    def read() -> Any:
-        try:
-            return kube.core.read_namespaced_secret("istio-ca-secret", ISTIO_NS)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-
-    secret = waits.wait_until(read, condition="istiod's CA secret in istio-system", timeout=120)
-    return base64.b64decode(secret.data["ca-cert.pem"]).strip()
-
-
 def _pod(name: str) -> dict[str, Any]:
     """A workload as the API server hands it to the webhook (ports with their protocol)."""
     return {
@@ -221,7 +207,7 @@ def test_istiod_writes_its_ca_into_every_webhook_and_fails_its_validators_closed
     trusted = controlplane.wait_webhooks_trusted(kube, "", timeout=120)
     assert trusted and all(trusted.values()), trusted
     assert {name.split(" ", 1)[1] for name in trusted} >= {"istio-sidecar-injector", "istio-validator-istio-system"}
-    root = _ca_root(kube)
+    root = istiod_ca_root(kube, ISTIO_NS)
     configs = [
         *kube.admission.list_mutating_webhook_configuration(label_selector="app=sidecar-injector").items,
         *kube.admission.list_validating_webhook_configuration(label_selector="app=istiod").items,
@@ -290,16 +276,12 @@ def test_every_namespace_gets_istiods_root_certificate(line_cluster: LineCluster
     kube = line_cluster.kube
     ns = namespace({})
 
-    def published() -> Any:
-        try:
-            return kube.core.read_namespaced_config_map("istio-ca-root-cert", ns)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-
-    config_map = waits.wait_until(published, condition=f"istiod to publish istio-ca-root-cert in {ns}", timeout=120)
-    assert config_map.data["root-cert.pem"].strip().encode() == _ca_root(kube)
+    config_map = waits.wait_until(
+        lambda: absent_as_none(kube.core.read_namespaced_config_map, "istio-ca-root-cert", ns),
+        condition=f"istiod to publish istio-ca-root-cert in {ns}",
+        timeout=120,
+    )
+    assert config_map.data["root-cert.pem"].strip().encode() == istiod_ca_root(kube, ISTIO_NS)
 
 
 def test_a_pod_is_injected_through_the_webhook_as_istioctl_injects_it_offline(

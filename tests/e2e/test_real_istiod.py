@@ -35,7 +35,16 @@ from meshcharts.helm import Helm
 from meshcharts.kube import kube_for
 from meshcharts.testing.plugin import Kube
 from meshcharts.waits import wait_for
-from tests.cluster_fixtures import CHARTS, REPO, RealIstiod, install_real_istiod, remove_real_istiod, run_istiod
+from tests.cluster_fixtures import (
+    CHARTS,
+    REPO,
+    RealIstiod,
+    absent_as_none,
+    install_real_istiod,
+    istiod_ca_root,
+    remove_real_istiod,
+    run_istiod,
+)
 from tests.oracle.injection import differences, inject, injected_view, render_injector
 
 pytestmark = pytest.mark.helm3
@@ -109,31 +118,6 @@ def _create(kube: Kube, namespace: str, kind: str, body: dict[str, Any]) -> Any:
     return kube.custom.create_namespaced_custom_object(group, version, namespace, plural, body)
 
 
-def _root_cert(kube: Kube, istiod: RealIstiod) -> str:
-    """istiod's own CA certificate: the `istio-ca-secret` its self-signed CA keeps in istiod's namespace (no other
-    istiod writes there; every istiod of the run writes istio-ca-root-cert into every namespace)."""
-
-    def read() -> Any:
-        try:
-            return kube.core.read_namespaced_secret("istio-ca-secret", istiod.namespace)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-
-    secret = waits.wait_until(read, condition=f"istiod's CA secret in {istiod.namespace}", timeout=120)
-    return base64.b64decode(secret.data["ca-cert.pem"]).decode()
-
-
-def _read_config_map(kube: Kube, namespace: str, name: str) -> Any:
-    try:
-        return kube.core.read_namespaced_config_map(name, namespace)
-    except ApiException as err:
-        if err.status == 404:
-            return None
-        raise
-
-
 def test_istiod_writes_its_ca_into_every_webhook_of_its_revision_and_fails_its_validator_closed(
     real_istiod: RealIstiod, kube: Kube
 ) -> None:
@@ -142,15 +126,15 @@ def test_istiod_writes_its_ca_into_every_webhook_of_its_revision_and_fails_its_v
         f"MutatingWebhookConfiguration istio-sidecar-injector-{real_istiod.revision}-{real_istiod.namespace}": True,
         f"ValidatingWebhookConfiguration istio-validator-{real_istiod.revision}-{real_istiod.namespace}": True,
     }
-    root = _root_cert(kube, real_istiod).encode()
+    root = istiod_ca_root(kube, real_istiod.namespace)
     selector = f"istio.io/rev={real_istiod.revision}"
     for config in kube.admission.list_mutating_webhook_configuration(label_selector=selector).items:
         for hook in config.webhooks:
-            assert base64.b64decode(hook.client_config.ca_bundle).strip() == root.strip(), hook.name
+            assert base64.b64decode(hook.client_config.ca_bundle).strip() == root, hook.name
     validators = kube.admission.list_validating_webhook_configuration(label_selector=selector).items
     for config in validators:
         for hook in config.webhooks:
-            assert base64.b64decode(hook.client_config.ca_bundle).strip() == root.strip(), hook.name
+            assert base64.b64decode(hook.client_config.ca_bundle).strip() == root, hook.name
     # The chart renders Ignore; istiod sets Fail once it answers (a validator that cannot be reached then refuses).
     waits.wait_until(
         lambda: all(
@@ -444,7 +428,7 @@ def test_without_the_allocator_switch_istiod_lists_v1_serviceentries_the_charts_
         control_from = len(files.log.read_bytes())
         local.start_istiod(name, timeout=120)  # every adaptation: the control
         waits.wait_until(
-            lambda: _read_config_map(kube, "probe", "istio-ca-root-cert"),
+            lambda: absent_as_none(kube.core.read_namespaced_config_map, "istio-ca-root-cert", "probe"),
             condition="istiod to publish istio-ca-root-cert in probe",
             timeout=60,
         )
