@@ -226,6 +226,7 @@ class RealIstiod:
     namespace: str
     revision: str
     answering: Any = None
+    istio_resources: list[dict[str, Any]] | None = None  # its release's Istio resources, read once (restore)
 
     @property
     def host(self) -> Any:
@@ -342,17 +343,26 @@ def restore_istio_resources(helm: Helm, kube: Kube, istiod: RealIstiod) -> None:
     base upgrade paths start from a slate without Istio's CRDs, and deleting a CRD deletes every resource of it,
     also those of a release installed earlier in the run. `helm upgrade` with the same values creates what is
     missing and changes nothing else."""
-    manifest = helm.run(["get", "manifest", istiod.release, "--namespace", istiod.namespace])
-    wanted = [
-        doc
-        for doc in yaml.safe_load_all(manifest)
-        if isinstance(doc, dict) and str(doc.get("apiVersion", "")).split("/")[0].endswith("istio.io")
-    ]
-    if all(_istio_resource_exists(kube, doc, doc["metadata"].get("namespace") or istiod.namespace) for doc in wanted):
+    if istiod.istio_resources is None:  # the release is upgraded only with the same values: read its manifest once
+        manifest = helm.run(["get", "manifest", istiod.release, "--namespace", istiod.namespace])
+        istiod.istio_resources = [
+            doc
+            for doc in yaml.safe_load_all(manifest)
+            if isinstance(doc, dict) and str(doc.get("apiVersion", "")).split("/")[0].endswith("istio.io")
+        ]
+
+    def missing() -> list[str]:
+        return [
+            doc["metadata"]["name"]
+            for doc in istiod.istio_resources or []
+            if not _istio_resource_exists(kube, doc, doc["metadata"].get("namespace") or istiod.namespace)
+        ]
+
+    if not missing():
         return
     helm.upgrade(
         istiod.release, CHARTS / "istiod", namespace=istiod.namespace, wait=True, timeout=180,
         set_values={"revision": istiod.revision},
     )  # fmt: skip
-    missing = [d["metadata"]["name"] for d in wanted if not _istio_resource_exists(kube, d, istiod.namespace)]
-    assert not missing, f"helm upgrade did not restore {missing} of {istiod.release}"
+    left = missing()
+    assert not left, f"helm upgrade did not restore {left} of {istiod.release}"

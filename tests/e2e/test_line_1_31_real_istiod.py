@@ -39,14 +39,13 @@ from meshcharts.errors import ToolError
 from meshcharts.helm import Helm
 from meshcharts.kube import Kube, kube_for
 from tests import REPO
-from tests.cluster_fixtures import absent_as_none, istiod_ca_root
+from tests.cluster_fixtures import absent_as_none, host_process, istiod_ca_root
 from tests.oracle.injection import differences, inject, injected_view, render_injector
 
 LINE = REPO / "lines" / "1.31"
 ISTIO_NS = "istio-system"
 # Under pytest-xdist each worker that gets tests of this module brings a cluster up for them (a few seconds on the
-# local provider). `--dist loadgroup` would keep them on one worker, but it spreads every other test differently, and
-# the one CI run with it took 1023 s for the Helm 4 cluster layers against 635 s before (cause not isolated).
+# local provider); .ci/test keeps xdist's default distribution for every other test's sake.
 
 
 def _chart(name: str) -> dict[str, Any]:
@@ -78,7 +77,7 @@ class LineCluster:
     @property
     def host(self) -> Any:
         """The host istiod (local provider), or None where the chart's pod answers."""
-        return None if isinstance(self.answering, controlplane.PodIstiod) else self.answering
+        return host_process(self.answering)
 
 
 @pytest.fixture(scope="module")
