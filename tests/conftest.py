@@ -19,6 +19,24 @@ pytest_plugins = ["tests.cluster_fixtures"]
 DATA = REPO / "tests" / "data"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("meshcharts").addoption(
+        "--matrix",
+        choices=("full", "each-choice"),
+        default="full",
+        help="upgrade paths to run: every case (full), or of each upgrade test a subset in which each chart's "
+        "lines, start versions and values scenarios and each upgrade mode appear at least once (each-choice)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "any_kubernetes(why): what the test checks does not depend on the session cluster's Kubernetes version "
+        "(no cluster, or one of its own at the default version); .ci/test runs it on the first Kubernetes only",
+    )
+
+
 def data_table(name: str) -> list[dict[str, str]]:
     """The rows of tests/data/NAME, a tab-separated table with a header row."""
     with (DATA / name).open(encoding="utf-8", newline="") as stream:

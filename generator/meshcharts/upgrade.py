@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import itertools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,23 @@ def matrix(
                 continue
             paths.append(UpgradePath(chart, old, version, line))
     return paths
+
+
+def each_choice(cases: Sequence[Collection[Hashable]]) -> list[int]:
+    """The indexes of a subset of `cases` in which every choice any case makes appears at least once.
+
+    A case is the set of choices it makes (for an upgrade path: its chart's start version, values scenario and
+    upgrade mode). Greedy set cover, deterministic: each round keeps the first case, in the given order, that
+    adds the most choices not yet kept. A matrix of 2 start versions x 3 scenarios x 3 modes (18 cases) gives 3;
+    every case that alone makes some choice is kept.
+    """
+    left: set[Hashable] = set().union(*cases) if cases else set()
+    kept: list[int] = []
+    while left:
+        best = max(range(len(cases)), key=lambda i: (len(left.intersection(cases[i])), -i))
+        kept.append(best)
+        left.difference_update(cases[best])
+    return sorted(kept)
 
 
 def _minor(version: str) -> tuple[int, int]:

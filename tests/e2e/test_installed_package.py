@@ -27,6 +27,7 @@ README = REPO / "README.md"
 
 pytestmark = [
     pytest.mark.local_only("brings up a local cluster of its own with the installed package's `cluster up`"),
+    pytest.mark.any_kubernetes("the README's own `cluster up`, at the default Kubernetes, or no cluster"),
     pytest.mark.slow,
 ]
 

@@ -92,6 +92,7 @@ def stranger_keyring(gnupg_home: Callable[[str], Path]) -> Path:
     return path
 
 
+@pytest.mark.any_kubernetes("the OCI registry and Helm only: no cluster")
 @pytest.mark.parametrize(("name", "version", "archive"), PUBLISHED, ids=IDS)
 def test_push_stores_the_archive_and_its_provenance_as_layers(
     pushed: str, oci_registry: OciRegistry, name: str, version: str, archive: Path
@@ -107,6 +108,7 @@ def test_push_stores_the_archive_and_its_provenance_as_layers(
     }, json.dumps(manifest, indent=2)
 
 
+@pytest.mark.any_kubernetes("the OCI registry and Helm only: no cluster")
 @pytest.mark.parametrize(("name", "version", "archive"), PUBLISHED, ids=IDS)
 def test_helm_pull_verify_from_oci_checks_the_published_signature(
     pushed: str, offline_helm: Helm, keyring: Path, tmp_path: Path, name: str, version: str, archive: Path
@@ -120,6 +122,7 @@ def test_helm_pull_verify_from_oci_checks_the_published_signature(
     assert (tmp_path / (archive.name + ".prov")).read_bytes() == archive.with_name(archive.name + ".prov").read_bytes()
 
 
+@pytest.mark.any_kubernetes("the OCI registry and Helm only: no cluster")
 def test_helm_pull_verify_refuses_a_key_that_did_not_sign(
     pushed: str, offline_helm: Helm, stranger_keyring: Path, tmp_path: Path
 ) -> None:
@@ -132,6 +135,7 @@ def test_helm_pull_verify_refuses_a_key_that_did_not_sign(
     assert "unknown entity" in refused.value.stderr or "signature" in refused.value.stderr, refused.value.stderr
 
 
+@pytest.mark.any_kubernetes("the OCI registry and Helm only: no cluster")
 @pytest.mark.parametrize(("name", "version", "archive"), PUBLISHED, ids=IDS)
 def test_helm_show_chart_reads_each_chart_from_oci(
     pushed: str, offline_helm: Helm, name: str, version: str, archive: Path

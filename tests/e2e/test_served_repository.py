@@ -135,6 +135,7 @@ def scratch_copy(tmp_path: Path) -> Layout:
     return demo.copy_repository(REPO, tmp_path / "source")
 
 
+@pytest.mark.any_kubernetes("the release check reads the repository: no cluster")
 @pytest.mark.parametrize(
     ("tree", "version"), RELEASED_TREES, ids=[tree.strip("/").replace("/", "-") for tree, _ in RELEASED_TREES]
 )
@@ -149,6 +150,7 @@ def test_release_check_refuses_a_published_archive_that_charts_no_longer_pack_to
         demo.check_release(scratch_copy, tmp_path / "work", Helm().with_home(tmp_path / "helm"), lambda _: None)
 
 
+@pytest.mark.any_kubernetes("the release check reads the repository: no cluster")
 def test_release_check_refuses_a_provenance_file_whose_signed_text_was_changed(
     scratch_copy: Layout, tmp_path: Path
 ) -> None:

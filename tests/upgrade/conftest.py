@@ -23,12 +23,52 @@ from tests.upgrade.steps import RevisionIstiods
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every upgrade path runs under Helm 3 too: the whole layer is in the `helm3` selection."""
+    """Every upgrade path runs under Helm 3 too: the whole layer is in the `helm3` selection. With
+    `--matrix each-choice` only the paths `each_choice_items` keeps are selected."""
     _mark_cluster_tests(config, items)
     here = Path(__file__).parent
     for item in items:
         if item.path.is_relative_to(here):
             item.add_marker(pytest.mark.helm3)
+    if config.getoption("--matrix") == "each-choice":
+        kept = each_choice_items(items)
+        dropped = [item for item in items if item not in kept]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = [item for item in items if item in kept]
+
+
+def path_choices(params: dict[str, object]) -> set[tuple[str, ...]] | None:
+    """What an upgrade test's case chooses, or None for a test that is not an upgrade path: for its chart, the
+    line and start version and the values scenario; across charts, the upgrade mode."""
+    path = params.get("path")
+    if not isinstance(path, upgrade.UpgradePath):
+        return None
+    chart = path.chart
+    choices = {(chart, "line", path.line or ""), (chart, "from", path.from_version)}
+    if "scenario" in params:
+        choices.add((chart, "scenario", str(params["scenario"])))
+    if "mode" in params:
+        choices.add(("mode", str(params["mode"])))
+    return choices
+
+
+def each_choice_items(items: list[pytest.Item]) -> set[pytest.Item]:
+    """The items a run with `--matrix each-choice` keeps: every test that is not an upgrade path, and of each
+    upgrade test function's paths a subset in which each choice (`path_choices`) appears at least once
+    (`upgrade.each_choice`). The full matrix is the default and what the sharded workflow runs in every cell."""
+    groups: dict[tuple[str, str], list[tuple[pytest.Item, set[tuple[str, ...]]]]] = {}
+    kept = set()
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        choices = path_choices(callspec.params) if callspec is not None else None
+        if choices is None:
+            kept.add(item)
+        else:
+            groups.setdefault((str(item.path), item.originalname), []).append((item, choices))
+    for cases in groups.values():
+        kept.update(cases[i][0] for i in upgrade.each_choice([choices for _, choices in cases]))
+    return kept
 
 
 def current_versions(line: str | None = None) -> dict[str, str]:
