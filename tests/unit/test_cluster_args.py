@@ -17,10 +17,11 @@ import yaml
 import meshcharts
 from meshcharts import cli, cluster
 from meshcharts.cluster import local as local_provider
-from meshcharts.cluster._common import listener_pids, listening_ports, pid_alive, wait_ready
+from meshcharts.cluster._common import listener_pids, listening_ports, names_directory, pid_alive, wait_ready
 from meshcharts.cluster.kind import KIND_ENGINE_SKIP, container_engine_socket
-from meshcharts.cluster.local import Local, local_stages
+from meshcharts.cluster.local import Local, local_stages, ports_still_held
 from meshcharts.errors import ClusterError
+from meshcharts.waits import wait_for
 
 
 @pytest.mark.parametrize("name", ["meshcharts", "e2e-1", "a", "x" * 42])
@@ -371,16 +372,24 @@ def test_concurrent_prunes_take_each_orphan_down_once(tmp_path: Path) -> None:
 
 
 def test_a_cluster_port_taken_again_by_another_process_is_not_left_behind_by_the_cluster() -> None:
-    from meshcharts.cluster.local import ports_still_held
-
-    directory = "/cache/kwok/clusters/mine"
     ports = {"kube-apiserver/https": 32746, "etcd/http": 32747, "kwok-controller/http": 32745, "etcd/peer": 32748}
-    cmdlines = {
-        10: f"kube-apiserver --etcd-cafile {directory}/pki/ca.crt",  # still ours, by its arguments
-        20: "kube-apiserver --etcd-cafile /cache/kwok/clusters/another/pki/ca.crt",  # another cluster's, since
-    }
     owners = {32746: {10}, 32747: {20}, 32745: set()}  # 32748: nobody listens any more
-    held = ports_still_held(ports, owners, set(), directory, lambda pid: cmdlines.get(pid, ""))
+    held = ports_still_held(ports, owners, lambda pid: pid == 10)  # 20 is another cluster's, since
     # The one /proc cannot name a holder of counts as still held: nothing says it is someone else's.
     assert held == {"kube-apiserver/https": 32746, "kwok-controller/http": 32745}
-    assert ports_still_held(ports, {32747: {20}}, {20}, directory, lambda pid: "") == {"etcd/http": 32747}
+    assert ports_still_held(ports, {32747: {20, 30}}, lambda pid: pid == 30) == {"etcd/http": 32747}
+
+
+def test_a_process_names_a_clusters_directory_by_an_argument_inside_it_never_by_a_longer_siblings_name(
+    tmp_path: Path,
+) -> None:
+    mine, sibling = tmp_path / "clusters" / "mine", tmp_path / "clusters" / "mine2"
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", f"--cert={sibling}/pki/ca.crt"])
+    try:
+        wait_for(lambda: names_directory(child.pid, sibling), what="the child's arguments in /proc", timeout=10)
+        assert not names_directory(child.pid, mine)
+        assert not names_directory(child.pid, tmp_path / "clusters" / "min")
+    finally:
+        child.kill()
+        child.wait()
+    assert not names_directory(child.pid, sibling)  # gone: nothing names anything

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -229,31 +229,26 @@ def port_free(port: int) -> bool:
     return True
 
 
-def listening_ports() -> set[int]:
-    """TCP ports in LISTEN state on this host (IPv4 and IPv6), from /proc/net."""
-    ports: set[int] = set()
+def _listeners() -> Iterator[tuple[int, str]]:
+    """(port, socket inode) of every TCP socket in LISTEN state on this host (IPv4 and IPv6), from /proc/net."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError):
             for line in Path(table).read_text().splitlines()[1:]:
                 fields = line.split()
-                if len(fields) > 3 and fields[3] == "0A":
-                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
+                if len(fields) > 9 and fields[3] == "0A":
+                    yield int(fields[1].rsplit(":", 1)[1], 16), fields[9]
+
+
+def listening_ports() -> set[int]:
+    """TCP ports in LISTEN state on this host (IPv4 and IPv6), from /proc/net."""
+    return {port for port, _ in _listeners()}
 
 
 def listener_pids(ports: Iterable[int]) -> dict[int, set[int]]:
     """Which of `ports` are in LISTEN state on this host, and the pids holding each listening socket (matched by
     its inode in /proc/PID/fd; empty where /proc does not say, such as another user's process)."""
     wanted = set(ports)
-    inodes: dict[str, int] = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for line in Path(table).read_text().splitlines()[1:]:
-                fields = line.split()
-                if len(fields) > 9 and fields[3] == "0A":
-                    port = int(fields[1].rsplit(":", 1)[1], 16)
-                    if port in wanted:
-                        inodes[fields[9]] = port
+    inodes = {inode: port for port, inode in _listeners() if port in wanted}
     owners: dict[int, set[int]] = {port: set() for port in inodes.values()}
     if not inodes:
         return owners
@@ -303,22 +298,26 @@ def processes_naming(directory: Path, executables: set[Path]) -> dict[int, str]:
     kwokctl killed in between leaves a component no pid file names; each component's arguments name the
     cluster's directory, which is how such a one is still found. Returns pid -> command line.
     """
-    target = str(directory)
     found: dict[int, str] = {}
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        pid = int(proc.name)
-        try:
-            args = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        words = [a.decode(errors="replace") for a in args if a]
-        if not any(_names_path(word, target) for word in words[1:]):
-            continue
-        if pid_runs(pid, executables):
-            found[pid] = " ".join(words)
+        if proc.name.isdigit() and names_directory(int(proc.name), directory) and pid_runs(int(proc.name), executables):
+            found[int(proc.name)] = " ".join(_arguments(int(proc.name)))
     return found
+
+
+def _arguments(pid: int) -> list[str]:
+    """A process's command line as words; empty when it is gone or /proc does not say."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in args if a]
+
+
+def names_directory(pid: int, directory: Path | str) -> bool:
+    """True when an argument of `pid` (not its executable) is `directory` or a path inside it."""
+    target = str(directory)
+    return any(_names_path(word, target) for word in _arguments(pid)[1:])
 
 
 def _names_path(word: str, target: str) -> bool:

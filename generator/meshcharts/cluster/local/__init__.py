@@ -12,7 +12,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from meshcharts.cluster._common import (
     listener_pids,
     listening_ports,
     machine_lock,
+    names_directory,
     pid_alive,
     pid_runs,
     port_free,
@@ -496,6 +497,7 @@ def _down(local: Local, name: str, *, timeout: float, say: Say) -> None:
             raise ClusterError(f"cannot take local cluster {name} down: {err}") from err
     pids = local.pids(name)
     ports = local.ports(name)
+    cluster_dir = local.cluster_dir(name)
     executables = local.component_executables(name)
     # Every process of the cluster, by pid: those kwokctl's pid files name, and any a killed kwokctl started
     # before it could write the pid file (found by the cluster's directory in its arguments).
@@ -524,10 +526,11 @@ def _down(local: Local, name: str, *, timeout: float, say: Say) -> None:
         ours["egress-proxy"] = proxy
         if pid_alive(proxy):
             left["egress-proxy"] = proxy
-    directory = str(local.cluster_dir(name))
+    pids_of_ours = set(ours.values())
 
     def still_ours() -> dict[str, int]:
-        return ports_still_held(ports, listener_pids(ports.values()), set(ours.values()), directory, _cmdline)
+        owners = listener_pids(ports.values())
+        return ports_still_held(ports, owners, lambda pid: pid in pids_of_ours or names_directory(pid, cluster_dir))
 
     while ports and time.monotonic() < deadline and still_ours():
         time.sleep(0.1)
@@ -542,33 +545,18 @@ def _down(local: Local, name: str, *, timeout: float, say: Say) -> None:
 
 
 def ports_still_held(
-    ports: Mapping[str, int],
-    owners: Mapping[int, set[int]],
-    ours: set[int],
-    directory: str,
-    cmdline: Any,
+    ports: Mapping[str, int], owners: Mapping[int, set[int]], is_ours: Callable[[int], bool]
 ) -> dict[str, int]:
     """Which of a cluster's `ports` (component -> port) are still held by it, given who listens on them (`owners`,
     from listener_pids): a port nobody listens on is free; one whose every holder is a process that is not the
-    cluster's (not among `ours`, its command line not naming the cluster's `directory`) was taken again by
-    someone else after the cluster let it go (kwokctl picks free ports: a cluster another test worker brings up
-    meanwhile may get it); any other is still the cluster's, also one whose holder /proc does not name."""
-    held: dict[str, int] = {}
-    for what, port in ports.items():
-        if port not in owners:
-            continue
-        holders = owners[port]
-        if holders and all(pid not in ours and directory not in cmdline(pid) for pid in holders):
-            continue
-        held[what] = port
-    return held
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
+    cluster's (`is_ours`: by pid, or by its arguments naming the cluster's directory) was taken again by someone
+    else after the cluster let it go (kwokctl picks free ports: a cluster another test worker brings up meanwhile
+    may get it); any other is still the cluster's, also one whose holder /proc does not name."""
+    return {
+        what: port
+        for what, port in ports.items()
+        if port in owners and (not owners[port] or any(is_ours(pid) for pid in owners[port]))
+    }
 
 
 def prune(local: Local, *, timeout: float, say: Say) -> list[str]:
