@@ -36,7 +36,24 @@ def scenario_values(chart: str, scenario: str, namespace: str) -> dict[str, Any]
 
 
 def manifest_objects(helm: Helm, release: str, namespace: str) -> list[dict[str, Any]]:
+    """The objects of the release's current revision, read back with `helm get manifest` (after a rollback,
+    which prints no release)."""
     return [d for d in yaml.safe_load_all(helm.run(["get", "manifest", release, "--namespace", namespace])) if d]
+
+
+# `helm install` and `helm upgrade` print the release they stored with `-o json`: its manifest is what
+# `helm get manifest` would read back, without another Helm process listing the release's secrets (issue 25).
+AS_JSON = ("-o", "json")
+
+
+def printed_objects(output: str) -> list[dict[str, Any]]:
+    """The objects of the release that `helm install/upgrade -o json` printed (hooks are not in it, as in
+    `helm get manifest`)."""
+    try:
+        manifest = json.loads(output)["manifest"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise AssertionError(f"helm -o json printed no release with a manifest: {err}\n{output[:2000]}") from err
+    return [d for d in yaml.safe_load_all(manifest) if d]
 
 
 def live_selectors(kube: Kube, objects: list[dict[str, Any]], namespace: str) -> dict[str, Any]:

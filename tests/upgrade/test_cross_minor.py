@@ -29,6 +29,7 @@ from tests.cluster_fixtures import stop_istiod
 from tests.e2e.conftest import BASE_RELEASE
 from tests.upgrade.conftest import REPO, cross_minor_moves, recorded, release_lines, target_tree
 from tests.upgrade.steps import (
+    AS_JSON,
     WEBHOOK_KINDS,
     RevisionIstiods,
     answered,
@@ -38,9 +39,9 @@ from tests.upgrade.steps import (
     labelled_objects,
     live_crds,
     live_selectors,
-    manifest_objects,
     path_slot,
     pod,
+    printed_objects,
     release_webhooks,
     scenario_values,
     user_resources_intact,
@@ -166,7 +167,7 @@ def run(
 ) -> None:
     values = tmp_path / "values.yaml"
     values.write_text(yaml.safe_dump(scenario_values(path.chart, "default", namespace)))
-    helm.install(
+    installed = helm.install(
         release,
         path.chart,
         namespace=namespace,
@@ -174,11 +175,11 @@ def run(
         values=[values],
         wait=True,
         timeout=120,
-        extra=("--repo", chart_repo),
+        extra=("--repo", chart_repo, *AS_JSON),
     )
     host = None
     try:
-        old = manifest_objects(helm, release, namespace)
+        old = printed_objects(installed)
         wait_workloads(kube, old, namespace)
         host = answered(mesh_cluster, kube, path.chart, old, namespace, user_namespace)
         selectors = live_selectors(kube, old, namespace)
@@ -186,8 +187,10 @@ def run(
         made = create_user_resources(kube, path.chart, user_namespace)
         served = live_crds(kube, old)
         flags = ["--values", str(values)] if mode == "same-values" else ["--reuse-values"]
-        helm.upgrade(release, target_tree(path), namespace=namespace, wait=True, timeout=120, extra=tuple(flags))
-        new = manifest_objects(helm, release, namespace)
+        upgraded = helm.upgrade(
+            release, target_tree(path), namespace=namespace, wait=True, timeout=120, extra=(*flags, *AS_JSON)
+        )
+        new = printed_objects(upgraded)
         workloads_kept(selectors, live_selectors(kube, new, namespace))
         kept = service_addresses(kube, new, namespace)
         assert kept == {k: v for k, v in addresses.items() if k in kept}

@@ -30,6 +30,7 @@ from tests.cluster_fixtures import stop_istiod
 from tests.e2e.conftest import BASE_RELEASE
 from tests.upgrade.conftest import REPO, current_versions, published_matrix, recorded, target_tree
 from tests.upgrade.steps import (
+    AS_JSON,
     USER_KINDS,
     WEBHOOK_KINDS,
     answered,
@@ -39,6 +40,7 @@ from tests.upgrade.steps import (
     live_selectors,
     manifest_objects,
     path_slot,
+    printed_objects,
     release_webhooks,
     rollback_flags,
     scenario_values,
@@ -123,7 +125,7 @@ def run_path(
 ) -> None:
     values = tmp_path / "values.yaml"
     values.write_text(yaml.safe_dump(scenario_values(path.chart, scenario, namespace)))
-    helm.install(
+    installed = helm.install(
         release,
         path.chart,
         namespace=namespace,
@@ -131,11 +133,11 @@ def run_path(
         values=[values],
         wait=True,
         timeout=120,
-        extra=("--repo", chart_repo),
+        extra=("--repo", chart_repo, *AS_JSON),
     )
     host = None
     try:
-        old = manifest_objects(helm, release, namespace)
+        old = printed_objects(installed)
         wait_workloads(kube, old, namespace)
         host = answered(mesh_cluster, kube, path.chart, old, namespace, user_namespace)
         selectors = live_selectors(kube, old, namespace)
@@ -148,8 +150,8 @@ def run_path(
             "reset-then-reuse-values": ["--reset-then-reuse-values"],
         }[mode]
         target = target_tree(path)
-        helm.upgrade(release, target, namespace=namespace, wait=True, timeout=120, extra=tuple(flags))
-        new = manifest_objects(helm, release, namespace)
+        upgraded = helm.upgrade(release, target, namespace=namespace, wait=True, timeout=120, extra=(*flags, *AS_JSON))
+        new = printed_objects(upgraded)
         workloads_kept(selectors, live_selectors(kube, new, namespace))
         wait_workloads(kube, new, namespace)
         host = answered(mesh_cluster, kube, path.chart, new, namespace, user_namespace) or host
