@@ -300,8 +300,12 @@ def processes_naming(directory: Path, executables: set[Path]) -> dict[int, str]:
     """
     found: dict[int, str] = {}
     for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and names_directory(int(proc.name), directory) and pid_runs(int(proc.name), executables):
-            found[int(proc.name)] = " ".join(_arguments(int(proc.name)))
+        if not proc.name.isdigit():
+            continue
+        pid = int(proc.name)
+        words = _arguments(pid)  # read once: it decides and it is what is returned
+        if _words_name(words, directory) and pid_runs(pid, executables):
+            found[pid] = " ".join(words)
     return found
 
 
@@ -316,8 +320,13 @@ def _arguments(pid: int) -> list[str]:
 
 def names_directory(pid: int, directory: Path | str) -> bool:
     """True when an argument of `pid` (not its executable) is `directory` or a path inside it."""
+    return _words_name(_arguments(pid), directory)
+
+
+def _words_name(words: list[str], directory: Path | str) -> bool:
+    """True when an argument among a command line's `words` (not the executable) is `directory` or inside it."""
     target = str(directory)
-    return any(_names_path(word, target) for word in _arguments(pid)[1:])
+    return any(_names_path(word, target) for word in words[1:])
 
 
 def _names_path(word: str, target: str) -> bool:
