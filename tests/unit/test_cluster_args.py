@@ -17,9 +17,16 @@ import yaml
 import meshcharts
 from meshcharts import cli, cluster
 from meshcharts.cluster import local as local_provider
-from meshcharts.cluster._common import listener_pids, listening_ports, names_directory, pid_alive, wait_ready
+from meshcharts.cluster._common import (
+    LOCAL_GOGC,
+    listener_pids,
+    listening_ports,
+    names_directory,
+    pid_alive,
+    wait_ready,
+)
 from meshcharts.cluster.kind import KIND_ENGINE_SKIP, container_engine_socket
-from meshcharts.cluster.local import Local, local_stages, ports_still_held
+from meshcharts.cluster.local import LOCAL_COMPONENTS, Local, local_stages, ports_still_held
 from meshcharts.errors import ClusterError
 from meshcharts.waits import wait_for
 
@@ -262,7 +269,7 @@ def test_extra_stages_reach_kwok_controller_through_a_components_patch_not_kwokc
     argv = local.create_argv("x", binaries, api_port=None)
     assert argv[-2:] == ["--config", "-"]
     config = yaml.safe_load(local.kwokctl_config("x"))
-    patches = {patch["name"]: patch["extraArgs"] for patch in config["componentsPatches"]}
+    patches = {patch["name"]: patch.get("extraArgs") for patch in config["componentsPatches"]}
     assert patches["kwok-controller"] == [{"key": "config", "value": str(stage)}]
 
 
@@ -274,13 +281,25 @@ def test_every_local_cluster_api_server_gets_its_own_egress_selector_config(tmp_
     assert argv[-2:] == ["--config", "-"]
     config = yaml.safe_load(local.kwokctl_config("x"))
     assert config["kind"] == "KwokctlConfiguration"
-    assert config["componentsPatches"] == [
-        {
-            "name": "kube-apiserver",
-            "extraArgs": [{"key": "egress-selector-config-file", "value": str(local.egress("x").config)}],
-        }
+    patches = {patch["name"]: patch for patch in config["componentsPatches"]}
+    assert patches["kube-apiserver"]["extraArgs"] == [
+        {"key": "egress-selector-config-file", "value": str(local.egress("x").config)}
     ]
+    assert "extraArgs" not in patches["kwok-controller"]
     assert local.egress("x").config != local.egress("y").config
+
+
+def test_every_local_cluster_component_gets_the_gc_target_and_the_environments_own_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = Local(tmp_path)
+    monkeypatch.delenv("GOGC", raising=False)
+    patches = yaml.safe_load(local.kwokctl_config("x"))["componentsPatches"]
+    assert {patch["name"] for patch in patches} == set(LOCAL_COMPONENTS)
+    assert all(patch["extraEnvs"] == [{"name": "GOGC", "value": LOCAL_GOGC}] for patch in patches), patches
+    monkeypatch.setenv("GOGC", "100")
+    patches = yaml.safe_load(local.kwokctl_config("x"))["componentsPatches"]
+    assert all(patch["extraEnvs"] == [{"name": "GOGC", "value": "100"}] for patch in patches), patches
 
 
 def _dead_pid() -> int:

@@ -25,6 +25,7 @@ from meshcharts.cluster._common import (
     LOG_TAIL_LINES,
     Cluster,
     Say,
+    go_gc_percent,
     listener_pids,
     listening_ports,
     machine_lock,
@@ -204,21 +205,23 @@ class Local:
         return host_istiod.istiods_of(self.istiod_root(name))
 
     def kwokctl_config(self, name: str) -> str:
-        """kwokctl configuration (read from stdin at create): the API server's egress selector, and
-        `stages` added to kwok-controller's --config."""
+        """kwokctl configuration (read from stdin at create): the API server's egress selector, `stages` added to
+        kwok-controller's --config, and every component's garbage collector target (`go_gc_percent`)."""
+        gogc = [{"name": "GOGC", "value": go_gc_percent()}]
         patches: list[dict[str, Any]] = [
             {
                 "name": "kube-apiserver",
                 "extraArgs": [{"key": "egress-selector-config-file", "value": str(self.egress(name).config)}],
-            }
+                "extraEnvs": gogc,
+            },
+            *(
+                {"name": component, "extraEnvs": gogc}
+                for component in ("etcd", "kube-controller-manager", "kube-scheduler")
+            ),
+            {"name": "kwok-controller", "extraEnvs": gogc},
         ]
         if self.stages:
-            patches.append(
-                {
-                    "name": "kwok-controller",
-                    "extraArgs": [{"key": "config", "value": str(path.absolute())} for path in self.stages],
-                }
-            )
+            patches[-1]["extraArgs"] = [{"key": "config", "value": str(path.absolute())} for path in self.stages]
         return yaml.safe_dump(
             {
                 "apiVersion": "config.kwok.x-k8s.io/v1alpha1",

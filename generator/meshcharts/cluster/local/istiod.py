@@ -40,7 +40,7 @@ import yaml
 
 from meshcharts import tools
 from meshcharts._files import atomic_write
-from meshcharts.cluster._common import quiet, stop_pids
+from meshcharts.cluster._common import go_gc_percent, quiet, stop_pids
 from meshcharts.cluster.local.egress import Egress
 from meshcharts.errors import ClusterError, ToolError
 from meshcharts.kube import kube_for
@@ -364,6 +364,7 @@ def start(
     env.pop("KUBERNETES_SERVICE_HOST", None)
     env.update(container_env(kube, container, namespace=namespace, pod_name=pod_name, service_account=service_account))
     env["KUBECONFIG"] = str(creds)
+    env.setdefault("GOGC", go_gc_percent())  # the chart's own GOGC (pilot.env), then ours
     args = list(container.args or [])
     args += [f"{flag}={address}:{port}" for flag, port in LISTENERS.items()]
     args += ["--ctrlz_address", address, "--ctrlz_port", str(CTRLZ_PORT), "--kubeconfig", str(creds)]
