@@ -33,7 +33,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "any_kubernetes(why): what the test checks does not depend on the session cluster's Kubernetes version "
-        "(no cluster, or one of its own at the default version); .ci/test runs it on the first Kubernetes only",
+        "(no cluster, one of its own at the default version, or nothing that API servers of the supported releases "
+        "do differently: `why` says which); .ci/test runs it on the first Kubernetes only",
     )
 
 

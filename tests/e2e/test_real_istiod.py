@@ -47,7 +47,9 @@ from tests.cluster_fixtures import (
 )
 from tests.oracle.injection import differences, inject, injected_view, render_injector
 
-pytestmark = pytest.mark.helm3
+# Under Helm 3 too (`helm3`): only the tests in which Helm's client acts on what istiod wrote or answers (installs
+# whose webhooks istiod then patches, upgrades, tag moves, rollbacks, drift against `helm template`). The rest test
+# istiod and the harness that runs it; Helm only installs the shared istiod for them, the same objects either way.
 
 # What istiod answers for each invalid resource (Istio's validation of that kind; the same text in 1.12's and
 # in this istiod's validation code for these fields).
@@ -118,6 +120,7 @@ def _create(kube: Kube, namespace: str, kind: str, body: dict[str, Any]) -> Any:
     return kube.custom.create_namespaced_custom_object(group, version, namespace, plural, body)
 
 
+@pytest.mark.helm3
 def test_istiod_writes_its_ca_into_every_webhook_of_its_revision_and_fails_its_validator_closed(
     real_istiod: RealIstiod, kube: Kube
 ) -> None:
@@ -188,6 +191,7 @@ def test_a_pod_in_a_namespace_of_the_revision_is_injected_by_istiod(
     assert status["containers"] == ["istio-proxy"] and status["revision"] == real_istiod.revision
 
 
+@pytest.mark.helm3
 def test_the_gateway_charts_pod_is_injected_by_istiod_and_runs(
     real_istiod: RealIstiod, kube: Kube, mesh_helm: Helm, namespace: Any
 ) -> None:
@@ -235,6 +239,7 @@ def test_the_host_istiod_listens_on_loopback_only_and_runs_with_the_charts_servi
     )
 
 
+@pytest.mark.any_kubernetes("what RBAC v1 forbids istiod is the same on every API server this suite supports")
 @pytest.mark.local_only("runs the chart's istiod Deployment on the host, which only the local provider does")
 def test_istiod_without_the_charts_rbac_for_webhooks_never_trusts_them_and_its_log_names_what_was_forbidden(
     istio_base: tuple[str, str], mesh_cluster: Cluster, mesh_helm: Helm, kube: Kube, tmp_path: Path
@@ -331,6 +336,7 @@ def test_the_skew_adaptations_are_exactly_the_readmes_table_and_istiod_runs_with
     assert b"PILOT_ENABLE_IP_AUTOALLOCATE=false" in environ
 
 
+@pytest.mark.any_kubernetes("the adaptations bridge this istiod and the 1.12 chart; the API server is not in it")
 @pytest.mark.local_only("drops an adaptation of the host istiod, which only the local provider runs")
 @pytest.mark.parametrize("dropped", ["configDir", "EstimatedConcurrency"])
 def test_without_each_adaptation_this_istiod_fails_the_1_12_chart(
@@ -388,6 +394,7 @@ def _own_cluster_with_base_and_istiod(local: Local, name: str) -> Cluster:
     return own
 
 
+@pytest.mark.any_kubernetes("an unserved CRD version is refused alike by every API server this suite supports")
 @pytest.mark.local_only("a local cluster of its own, with the host istiod only the local provider runs")
 def test_without_the_allocator_switch_istiod_lists_v1_serviceentries_the_charts_crds_do_not_serve(
     pytestconfig: pytest.Config,
@@ -482,6 +489,7 @@ def test_a_pod_injected_through_the_webhook_equals_what_the_offline_oracle_compu
     assert not found, "\n".join(found)
 
 
+@pytest.mark.any_kubernetes("stopping the host istiod is the harness's; test_local_cluster runs `down` per version")
 @pytest.mark.local_only("a local cluster of its own, with the host istiod only the local provider runs")
 def test_cluster_down_stops_the_host_istiod_by_pid_and_leaves_nothing_of_it(pytestconfig: pytest.Config) -> None:
     name = _unique("istiod-down")
@@ -509,6 +517,7 @@ def _revision_of_injection(kube: Kube, namespace: str, pod: str) -> str:
     return str(json.loads(annotations["sidecar.istio.io/status"])["revision"])
 
 
+@pytest.mark.helm3
 def test_a_tagged_namespace_is_injected_by_the_revision_its_tag_points_to_before_and_after_the_tag_moves(
     istio_base: tuple[str, str], mesh_cluster: Cluster, mesh_helm: Helm, kube: Kube, namespace: Any, request: Any
 ) -> None:
@@ -598,6 +607,7 @@ def _same(rendered: Any, live: Any) -> bool:
         return False
 
 
+@pytest.mark.helm3
 def test_after_istiod_ran_the_live_objects_differ_from_helm_template_only_where_the_gitops_ignore_lists_say(
     real_istiod: RealIstiod, kube: Kube, mesh_helm: Helm
 ) -> None:
@@ -667,6 +677,7 @@ def _read_live(kube: Kube, kind: str, name: str, namespace: str | None) -> dict[
     return result
 
 
+@pytest.mark.helm3
 def test_an_upgrade_of_istiod_leaves_its_webhooks_trusted_again_and_istiod_still_answers(
     real_istiod: RealIstiod, kube: Kube, mesh_helm: Helm, namespace: Any
 ) -> None:
@@ -685,6 +696,7 @@ def test_an_upgrade_of_istiod_leaves_its_webhooks_trusted_again_and_istiod_still
     assert INVALID[kind][3] in str(refused.value.body)
 
 
+@pytest.mark.helm3
 def test_a_helm_4_rollback_to_the_install_revision_conflicts_only_on_the_failure_policy_istiod_owns(
     istio_base: tuple[str, str], mesh_cluster: Cluster, mesh_helm: Helm, kube: Kube, request: Any
 ) -> None:
