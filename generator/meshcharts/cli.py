@@ -61,15 +61,20 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+# Where `meshcharts lint` keeps renders of published archives (lint.archive_render_key names each), in the cache.
+LINT_RENDERS = "lint-renders"
+
+
 def _cmd_lint(args: argparse.Namespace) -> int:
-    from meshcharts import lint
+    from meshcharts import lint, tools
     from meshcharts.errors import LintError
     from meshcharts.helm import Helm
     from meshcharts.paths import find_root
     from meshcharts.spec import CHART_NAMES
 
     charts = [args.chart] if args.chart else list(CHART_NAMES)
-    report = lint.run(find_root(), charts=charts, helm=Helm(major=args.helm))
+    cache = None if args.no_render_cache else tools.cache_root() / LINT_RENDERS
+    report = lint.run(find_root(), charts=charts, helm=Helm(major=args.helm), render_cache=cache)
     for line in report.compared:
         _say(f"compared {line}")
     for note in report.notes:
@@ -536,6 +541,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lint_cmd.add_argument("--chart", choices=CHART_NAMES, help="lint only this chart (default: all)")
     lint_cmd.add_argument("--helm", type=int, choices=(4, 3), default=4, help="Helm major version (default 4)")
+    lint_cmd.add_argument(
+        "--no-render-cache",
+        action="store_true",
+        help="render every published archive again instead of reading earlier renders from <cache>/lint-renders",
+    )
     lint_cmd.set_defaults(handler=_cmd_lint)
 
     from meshcharts.tools import DEFAULT_KUBERNETES, JOBS, KUBERNETES_RELEASES

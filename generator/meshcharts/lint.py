@@ -13,6 +13,8 @@ and report.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from typing import Any
 import yaml
 
 from meshcharts import artifacthub, index, package, render, spec, write
+from meshcharts._files import atomic_write
 from meshcharts.compat import (
     DEFAULT_SCENARIO,
     WORKING_TREE,
@@ -87,6 +90,49 @@ def _render(helm: Helm, chart: str, source: Path, values: Path | None) -> list[d
     return parse_manifests(text)
 
 
+def archive_render_key(helm: Helm, chart: str, archive: Path, values: Path | None) -> str:
+    """What a published archive's render depends on: the archive's and the values file's bytes, the release name and
+    namespace, the Helm binary (path, size, modification time) and its HELM_* environment."""
+    digest = hashlib.sha256()
+    stat = Path(helm.binary).stat()
+    helm_env = sorted((k, v) for k, v in helm.env.items() if k.startswith("HELM_"))
+    for part in (
+        hashlib.sha256(archive.read_bytes()).hexdigest(),
+        hashlib.sha256(values.read_bytes()).hexdigest() if values else "-",
+        RELEASES.get(chart, chart),
+        NAMESPACE,
+        f"{Path(helm.binary).resolve()}:{stat.st_size}:{stat.st_mtime_ns}",
+        json.dumps(helm_env),
+    ):
+        digest.update(part.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def _render_archive(
+    helm: Helm, chart: str, archive: Path, values: Path | None, cache: Path | None
+) -> list[dict[str, Any]] | HelmError:
+    """`_render` of a published archive, its successful output kept in `cache` under `archive_render_key`: a
+    published archive never changes, so a later lint reads the same render instead of running Helm again."""
+    if cache is None:
+        return _render(helm, chart, archive, values)
+    entry = cache / f"{archive_render_key(helm, chart, archive, values)}.yaml"
+    try:
+        return parse_manifests(entry.read_text())
+    except OSError:
+        pass
+    try:
+        text = helm.template(
+            RELEASES.get(chart, chart), archive, namespace=NAMESPACE, values=[values] if values else []
+        )
+    except HelmError as err:
+        if err.returncode < 0:
+            raise
+        return err
+    with contextlib.suppress(OSError):  # a cache that cannot be written only costs the next lint a render
+        atomic_write(entry, text)
+    return parse_manifests(text)
+
+
 def _load_json(data: bytes | None, where: str) -> Any:
     if data is None:
         return None
@@ -105,9 +151,14 @@ def _load_yaml(data: bytes | None, where: str) -> Any:
         raise RepoError(f"{where}: not valid YAML: {err}") from err
 
 
-def snapshot_archive(layout: Layout, helm: Helm, archive: Path, chart: str, version: str) -> Snapshot:
-    """A published archive rendered under the values scenarios of `layout`, the line it belongs to."""
-    renders = {name: _render(helm, chart, archive, path) for name, path in scenarios(layout, chart).items()}
+def snapshot_archive(
+    layout: Layout, helm: Helm, archive: Path, chart: str, version: str, *, cache: Path | None = None
+) -> Snapshot:
+    """A published archive rendered under the values scenarios of `layout`, the line it belongs to; with `cache`,
+    renders made before are read from there (`_render_archive`)."""
+    renders = {
+        name: _render_archive(helm, chart, archive, path, cache) for name, path in scenarios(layout, chart).items()
+    }
     surface = values_surface(
         _load_yaml(package.archive_file(archive, "values.yaml"), f"{archive}:values.yaml"),
         _load_json(package.archive_file(archive, "values.schema.json"), f"{archive}:values.schema.json"),
@@ -184,8 +235,15 @@ def check_tree(layout: Layout, model: spec.Model, charts: Sequence[str]) -> list
     return problems
 
 
-def run(layout: Layout, *, charts: Sequence[str] = spec.CHART_NAMES, helm: Helm | None = None) -> Report:
-    """Every check for `charts`; SpecError, RepoError and a helm that does not run are raised, not findings."""
+def run(
+    layout: Layout,
+    *,
+    charts: Sequence[str] = spec.CHART_NAMES,
+    helm: Helm | None = None,
+    render_cache: Path | None = None,
+) -> Report:
+    """Every check for `charts`; SpecError, RepoError and a helm that does not run are raised, not findings.
+    `render_cache`: where renders of published archives are kept between runs (None: rendered every time)."""
     model = spec.load(layout)
     findings = check_tree(layout, model, charts)
     findings.extend(artifacthub.check_repository_file(layout.root / "artifacthub-repo.yml"))
@@ -218,7 +276,7 @@ def run(layout: Layout, *, charts: Sequence[str] = spec.CHART_NAMES, helm: Helm 
                 chart_source = _declared_in(line, line_chart)
                 chart_deprecated = {v.path: v.deprecated for v in line_chart.values if v.deprecated}
                 scenario_layout = line
-            old = snapshot_archive(scenario_layout, helm, archive, chart, version)
+            old = snapshot_archive(scenario_layout, helm, archive, chart, version, cache=render_cache)
             problems, more_notes = compare(old, target, chart_deprecated, source=chart_source)
             findings.extend(problems)
             notes.extend(more_notes)

@@ -11,9 +11,13 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from meshcharts import lint
+from meshcharts.errors import HelmError
+from meshcharts.helm import Helm as MeshHelm
 from meshcharts.paths import Layout
 from tests.render.conftest import REPO, Helm, edit, meshcharts, scratch_copy
 
@@ -182,3 +186,59 @@ def test_deprecating_the_removed_key_in_the_spec_clears_that_finding(broken: Pat
     assert result.returncode == 1
     assert "Service istio-system/istio-ingressgateway spec.selector changed" in result.stderr
     assert "values key podDisruptionBudget.unhealthyPodEvictionPolicy" not in result.stderr
+
+
+class CountingHelm(MeshHelm):
+    """The toolchain's Helm 4, counting the renders it runs."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(major=4, **kwargs)
+        self.templates = 0
+
+    def template(self, *args: Any, **kwargs: Any) -> str:
+        self.templates += 1
+        return super().template(*args, **kwargs)
+
+
+def test_a_published_archives_renders_are_read_from_the_render_cache_the_second_time(tmp_path: Path) -> None:
+    layout = Layout(REPO)
+    version, archive = next((v, a) for v, a in lint.published(layout, "gateway") if v.startswith("1.12."))
+    scenarios = len(lint.scenarios(layout, "gateway"))
+    helm = CountingHelm()
+    cache = tmp_path / "renders"
+    fresh = lint.snapshot_archive(layout, helm, archive, "gateway", version)
+    first = lint.snapshot_archive(layout, helm, archive, "gateway", version, cache=cache)
+    assert helm.templates == 2 * scenarios
+    assert all(isinstance(render, list) for render in fresh.renders.values()), fresh.renders
+    assert len(list(cache.glob("*.yaml"))) == scenarios
+    again = lint.snapshot_archive(layout, helm, archive, "gateway", version, cache=cache)
+    assert helm.templates == 2 * scenarios, "the second snapshot with the cache ran helm again"
+    assert again.renders == first.renders == fresh.renders
+
+
+def test_the_render_key_changes_with_the_archive_the_values_and_helm_and_a_failed_render_is_not_kept(
+    tmp_path: Path,
+) -> None:
+    layout = Layout(REPO)
+    _, archive = next((v, a) for v, a in lint.published(layout, "gateway") if v.startswith("1.12."))
+    values = tmp_path / "values.yaml"
+    values.write_text("labels:\n  team: edge\n")
+    helm = MeshHelm(major=4)
+    key = lint.archive_render_key(helm, "gateway", archive, values)
+    assert key == lint.archive_render_key(MeshHelm(major=4), "gateway", archive, values)
+    assert key != lint.archive_render_key(helm, "gateway", archive, None)
+    values.write_text("labels:\n  team: core\n")
+    assert key != lint.archive_render_key(helm, "gateway", archive, values)
+    values.write_text("labels:\n  team: edge\n")
+    other = tmp_path / archive.name
+    other.write_bytes(archive.read_bytes() + b"\0")
+    assert key != lint.archive_render_key(helm, "gateway", other, values)
+    assert key != lint.archive_render_key(MeshHelm(major=3), "gateway", archive, values)
+    homed = helm.with_home(tmp_path / "home")
+    assert key != lint.archive_render_key(homed, "gateway", archive, values)
+
+    cache = tmp_path / "renders"
+    values.write_text("labels: [unclosed\n")
+    failed = lint._render_archive(helm, "gateway", archive, values, cache)
+    assert isinstance(failed, HelmError), failed
+    assert not list(cache.glob("*")), "a failed render was kept"
