@@ -118,8 +118,8 @@ def _render_archive(
     entry = cache / f"{archive_render_key(helm, chart, archive, values)}.yaml"
     try:
         return parse_manifests(entry.read_text())
-    except OSError:
-        pass
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        pass  # none kept yet, or damaged outside meshcharts (entries are written whole): rendered again below
     try:
         text = helm.template(
             RELEASES.get(chart, chart), archive, namespace=NAMESPACE, values=[values] if values else []

@@ -214,6 +214,12 @@ def test_a_published_archives_renders_are_read_from_the_render_cache_the_second_
     again = lint.snapshot_archive(layout, helm, archive, "gateway", version, cache=cache)
     assert helm.templates == 2 * scenarios, "the second snapshot with the cache ran helm again"
     assert again.renders == first.renders == fresh.renders
+    damaged = sorted(cache.glob("*.yaml"))[0]
+    damaged.write_text("kind: [unclosed\n")
+    mended = lint.snapshot_archive(layout, helm, archive, "gateway", version, cache=cache)
+    assert helm.templates == 2 * scenarios + 1, "a damaged entry was not rendered again"
+    assert mended.renders == fresh.renders
+    assert "unclosed" not in damaged.read_text()
 
 
 def test_the_render_key_changes_with_the_archive_the_values_and_helm_and_a_failed_render_is_not_kept(
