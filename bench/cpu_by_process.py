@@ -6,7 +6,7 @@
 istioctl processes are in it), and the CPU seconds seen per process name (kube-apiserver, etcd, pilot-discovery,
 python ...). A process that ends between two samples loses what it used since the last one, so the per-name figures
 are lower bounds, most of all for short-lived processes. With `-- sleep 30` beside a running cluster it measures the
-cluster's idle cost.
+cluster's idle cost. It also prints the largest resident memory one process of each name had at a sample.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 HZ = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def machine_busy() -> int:
@@ -43,8 +44,11 @@ def process_name(pid: str) -> str | None:
     return name.split("-v0")[0]  # the toolchain's pilot-discovery-v0.0.0-... directory names its version
 
 
-def sample(seen: dict[tuple[str, str], int], used: collections.Counter[str]) -> None:
-    """Adds to `used` what each process used since the last sample (a process is its pid and its start time)."""
+def sample(
+    seen: dict[tuple[str, str], int], used: collections.Counter[str], peak: collections.Counter[str] | None = None
+) -> None:
+    """Adds to `used` what each process used since the last sample (a process is its pid and its start time), and
+    raises `peak` to the largest resident memory (bytes) one process of each name has at this sample."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -59,6 +63,8 @@ def sample(seen: dict[tuple[str, str], int], used: collections.Counter[str]) -> 
         ticks = int(fields[11]) + int(fields[12])
         used[name] += ticks - seen.get(key, 0)
         seen[key] = ticks
+        if peak is not None:
+            peak[name] = max(peak[name], int(fields[21]) * PAGE)
 
 
 def main() -> int:
@@ -75,10 +81,11 @@ def main() -> int:
     sample(seen, used)  # the baseline: only what is used from now on counts
     used.clear()
     busy0, start = machine_busy(), time.monotonic()
+    peak: collections.Counter[str] = collections.Counter()
     child = subprocess.Popen(command)
     while child.poll() is None:
         time.sleep(args.interval)
-        sample(seen, used)
+        sample(seen, used, peak)
     wall = time.monotonic() - start
     busy = (machine_busy() - busy0) / HZ
     tree = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -87,6 +94,9 @@ def main() -> int:
     print("cpu-s seen per process name (lower bounds):")
     for name, ticks in used.most_common(args.top):
         print(f"  {ticks / HZ:8.1f}  {name}")
+    print("largest resident memory of one process per name, MB (sampled, lower bounds):")
+    for name, rss in peak.most_common(args.top):
+        print(f"  {rss / 2**20:8.0f}  {name}")
     return child.returncode
 
 

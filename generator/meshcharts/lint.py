@@ -80,54 +80,52 @@ def parse_manifests(text: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.load_all(text, Loader=_Loader) if isinstance(doc, dict)]
 
 
-def _render(helm: Helm, chart: str, source: Path, values: Path | None) -> list[dict[str, Any]] | HelmError:
+def _template(helm: Helm, chart: str, source: Path, values: Path | None) -> str | HelmError:
+    """`helm template` of `source` for lint: its text, or the HelmError of a render the chart refuses."""
     try:
-        text = helm.template(RELEASES.get(chart, chart), source, namespace=NAMESPACE, values=[values] if values else [])
+        return helm.template(RELEASES.get(chart, chart), source, namespace=NAMESPACE, values=[values] if values else [])
     except HelmError as err:
         if err.returncode < 0:
             raise  # helm did not run at all: not a property of the chart
         return err
-    return parse_manifests(text)
 
 
-def archive_render_key(helm: Helm, chart: str, archive: Path, values: Path | None) -> str:
-    """What a published archive's render depends on: the archive's and the values file's bytes, the release name and
-    namespace, the Helm binary (path, size, modification time) and its HELM_* environment."""
-    digest = hashlib.sha256()
-    stat = Path(helm.binary).stat()
+def _render(helm: Helm, chart: str, source: Path, values: Path | None) -> list[dict[str, Any]] | HelmError:
+    text = _template(helm, chart, source, values)
+    return text if isinstance(text, HelmError) else parse_manifests(text)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def helm_identity(helm: Helm) -> str:
+    """What of `helm` a render depends on: its binary (resolved path, size, modification time) and HELM_* env."""
+    binary = Path(helm.binary).resolve()
+    stat = binary.stat()
     helm_env = sorted((k, v) for k, v in helm.env.items() if k.startswith("HELM_"))
-    for part in (
-        hashlib.sha256(archive.read_bytes()).hexdigest(),
-        hashlib.sha256(values.read_bytes()).hexdigest() if values else "-",
-        RELEASES.get(chart, chart),
-        NAMESPACE,
-        f"{Path(helm.binary).resolve()}:{stat.st_size}:{stat.st_mtime_ns}",
-        json.dumps(helm_env),
-    ):
-        digest.update(part.encode() + b"\0")
-    return digest.hexdigest()
+    return f"{binary}:{stat.st_size}:{stat.st_mtime_ns}:{json.dumps(helm_env)}"
 
 
-def _render_archive(
-    helm: Helm, chart: str, archive: Path, values: Path | None, cache: Path | None
+def archive_render_key(helm_id: str, chart: str, archive_sha256: str, values: Path | None) -> str:
+    """What a published archive's render depends on: the archive's bytes (`archive_sha256`), the values file's
+    bytes, the release name and namespace, and Helm (`helm_identity`)."""
+    parts = (archive_sha256, _sha256(values) if values else "-", RELEASES.get(chart, chart), NAMESPACE, helm_id)
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _render_cached(
+    helm: Helm, chart: str, archive: Path, values: Path | None, entry: Path
 ) -> list[dict[str, Any]] | HelmError:
-    """`_render` of a published archive, its successful output kept in `cache` under `archive_render_key`: a
-    published archive never changes, so a later lint reads the same render instead of running Helm again."""
-    if cache is None:
-        return _render(helm, chart, archive, values)
-    entry = cache / f"{archive_render_key(helm, chart, archive, values)}.yaml"
+    """`_render` of a published archive whose successful output is kept in `entry`: a published archive never
+    changes, so a later lint reads the same render instead of running Helm again."""
     try:
         return parse_manifests(entry.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         pass  # none kept yet, or damaged outside meshcharts (entries are written whole): rendered again below
-    try:
-        text = helm.template(
-            RELEASES.get(chart, chart), archive, namespace=NAMESPACE, values=[values] if values else []
-        )
-    except HelmError as err:
-        if err.returncode < 0:
-            raise
-        return err
+    text = _template(helm, chart, archive, values)
+    if isinstance(text, HelmError):
+        return text
     with contextlib.suppress(OSError):  # a cache that cannot be written only costs the next lint a render
         atomic_write(entry, text)
     return parse_manifests(text)
@@ -155,10 +153,19 @@ def snapshot_archive(
     layout: Layout, helm: Helm, archive: Path, chart: str, version: str, *, cache: Path | None = None
 ) -> Snapshot:
     """A published archive rendered under the values scenarios of `layout`, the line it belongs to; with `cache`,
-    renders made before are read from there (`_render_archive`)."""
-    renders = {
-        name: _render_archive(helm, chart, archive, path, cache) for name, path in scenarios(layout, chart).items()
-    }
+    renders made before are read from there (`_render_cached`)."""
+    renders: dict[str, list[dict[str, Any]] | HelmError]
+    if cache is None:
+        renders = {name: _render(helm, chart, archive, path) for name, path in scenarios(layout, chart).items()}
+    else:
+        # The archive is read and hashed, and Helm identified, once for all of its scenarios.
+        archive_sha256, helm_id = _sha256(archive), helm_identity(helm)
+        renders = {
+            name: _render_cached(
+                helm, chart, archive, path, cache / f"{archive_render_key(helm_id, chart, archive_sha256, path)}.yaml"
+            )
+            for name, path in scenarios(layout, chart).items()
+        }
     surface = values_surface(
         _load_yaml(package.archive_file(archive, "values.yaml"), f"{archive}:values.yaml"),
         _load_json(package.archive_file(archive, "values.schema.json"), f"{archive}:values.schema.json"),

@@ -394,14 +394,23 @@ def _go() -> str:
     return found
 
 
+# How every toolchain build runs `go build`. Another build with the same flags and environment (ci/crdcheck)
+# shares Go's build cache with the toolchain's: packages of the same module versions are compiled once.
+GO_BUILD_FLAGS = ("-trimpath", "-mod=readonly")
+
+
+def go_build_env() -> dict[str, str]:
+    """The environment of a toolchain `go build`: static binaries, the installed Go, no workspace."""
+    return dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOWORK="off")
+
+
 def go_build_argv(go: str, build: Build, out: Path) -> list[str]:
     """The `go build` command line for one build; one output file, or a directory for several."""
     target = str(out / build.binaries[0].file) if len(build.binaries) == 1 else f"{out}{os.sep}"
     return [
         go,
         "build",
-        "-trimpath",
-        "-mod=readonly",
+        *GO_BUILD_FLAGS,
         "-ldflags",
         " ".join(build.ldflags),
         "-o",
@@ -413,7 +422,7 @@ def go_build_argv(go: str, build: Build, out: Path) -> list[str]:
 def go_build(build: Build, module_dir: Path, out: Path, progress: ProgressCallback) -> None:
     """Run `go build` for `build` with a heartbeat; its output goes to a log shown on failure."""
     argv = go_build_argv(_go(), build, out)
-    env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOWORK="off")
+    env = go_build_env()
     log_path = out.parent / "go-build.log"
     start = time.monotonic()
     with log_path.open("wb") as log:

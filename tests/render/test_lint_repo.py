@@ -7,6 +7,7 @@ value no template reads without regenerating. Run with `-s` to see the output a 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -230,21 +231,22 @@ def test_the_render_key_changes_with_the_archive_the_values_and_helm_and_a_faile
     values = tmp_path / "values.yaml"
     values.write_text("labels:\n  team: edge\n")
     helm = MeshHelm(major=4)
-    key = lint.archive_render_key(helm, "gateway", archive, values)
-    assert key == lint.archive_render_key(MeshHelm(major=4), "gateway", archive, values)
-    assert key != lint.archive_render_key(helm, "gateway", archive, None)
+    helm_id = lint.helm_identity(helm)
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    key = lint.archive_render_key(helm_id, "gateway", digest, values)
+    assert key == lint.archive_render_key(lint.helm_identity(MeshHelm(major=4)), "gateway", digest, values)
+    assert key != lint.archive_render_key(helm_id, "gateway", digest, None)
     values.write_text("labels:\n  team: core\n")
-    assert key != lint.archive_render_key(helm, "gateway", archive, values)
+    assert key != lint.archive_render_key(helm_id, "gateway", digest, values)
     values.write_text("labels:\n  team: edge\n")
-    other = tmp_path / archive.name
-    other.write_bytes(archive.read_bytes() + b"\0")
-    assert key != lint.archive_render_key(helm, "gateway", other, values)
-    assert key != lint.archive_render_key(MeshHelm(major=3), "gateway", archive, values)
-    homed = helm.with_home(tmp_path / "home")
-    assert key != lint.archive_render_key(homed, "gateway", archive, values)
+    other = hashlib.sha256(archive.read_bytes() + b"\0").hexdigest()
+    assert key != lint.archive_render_key(helm_id, "gateway", other, values)
+    assert key != lint.archive_render_key(lint.helm_identity(MeshHelm(major=3)), "gateway", digest, values)
+    homed = lint.helm_identity(helm.with_home(tmp_path / "home"))
+    assert key != lint.archive_render_key(homed, "gateway", digest, values)
 
     cache = tmp_path / "renders"
     values.write_text("labels: [unclosed\n")
-    failed = lint._render_archive(helm, "gateway", archive, values, cache)
+    failed = lint._render_cached(helm, "gateway", archive, values, cache / "entry.yaml")
     assert isinstance(failed, HelmError), failed
-    assert not list(cache.glob("*")), "a failed render was kept"
+    assert not cache.exists() or not list(cache.iterdir()), "a failed render was kept"

@@ -5,7 +5,6 @@ built once per session (the `crdcheck` fixture of tests/unit/conftest.py), then 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from meshcharts import tools
 from tests import REPO as ROOT
 
 OFFLINE_MARKERS = ("module lookup disabled", "dial tcp", "no such host", "connection refused")
@@ -24,11 +24,12 @@ def build(directory: Path) -> Path:
     if go is None:
         pytest.skip("requires the go toolchain on PATH to build ci/crdcheck")
     binary = directory / "crdcheck"
-    # The toolchain's flags and environment (meshcharts.tools.go_build): Go's build cache then holds the k8s.io
-    # packages compiled for kubernetes-v1.36.3 (the same module versions), and a cold run does not compile them twice.
-    argv = [go, "build", "-trimpath", "-mod=readonly", "-o", str(binary), "."]
-    env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOWORK="off")
-    result = subprocess.run(argv, cwd=ROOT / "ci" / "crdcheck", env=env, capture_output=True, text=True, check=False)
+    # The toolchain's flags and environment: Go's build cache then holds the k8s.io packages compiled for
+    # kubernetes-v1.36.3 (the same module versions), and a cold run does not compile them twice.
+    argv = [go, "build", *tools.GO_BUILD_FLAGS, "-o", str(binary), "."]
+    result = subprocess.run(
+        argv, cwd=ROOT / "ci" / "crdcheck", env=tools.go_build_env(), capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         if any(marker in result.stderr for marker in OFFLINE_MARKERS):
             pytest.skip(f"requires the k8s.io modules of ci/crdcheck/go.mod (offline, not cached):\n{result.stderr}")

@@ -294,7 +294,9 @@ def test_every_local_cluster_component_gets_the_gc_target_and_the_environments_o
 ) -> None:
     local = Local(tmp_path)
     monkeypatch.delenv("GOGC", raising=False)
-    patches = yaml.safe_load(local.kwokctl_config("x"))["componentsPatches"]
+    text = local.kwokctl_config("x")
+    assert "&id" not in text, "one environment list shared by components became a YAML anchor"
+    patches = yaml.safe_load(text)["componentsPatches"]
     assert {patch["name"] for patch in patches} == set(LOCAL_COMPONENTS)
     assert all(patch["extraEnvs"] == [{"name": "GOGC", "value": LOCAL_GOGC}] for patch in patches), patches
     monkeypatch.setenv("GOGC", "100")

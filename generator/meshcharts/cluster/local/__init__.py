@@ -207,26 +207,23 @@ class Local:
     def kwokctl_config(self, name: str) -> str:
         """kwokctl configuration (read from stdin at create): the API server's egress selector, `stages` added to
         kwok-controller's --config, and every component's garbage collector target (`go_gc_percent`)."""
-        gogc = [{"name": "GOGC", "value": go_gc_percent()}]
-        patches: list[dict[str, Any]] = [
-            {
-                "name": "kube-apiserver",
-                "extraArgs": [{"key": "egress-selector-config-file", "value": str(self.egress(name).config)}],
-                "extraEnvs": gogc,
-            },
-            *(
-                {"name": component, "extraEnvs": gogc}
-                for component in ("etcd", "kube-controller-manager", "kube-scheduler")
-            ),
-            {"name": "kwok-controller", "extraEnvs": gogc},
+        gogc = go_gc_percent()
+        # A list of its own per component: one object shared would be written as a YAML anchor and aliases.
+        patches: dict[str, dict[str, Any]] = {
+            c: {"name": c, "extraEnvs": [{"name": "GOGC", "value": gogc}]} for c in LOCAL_COMPONENTS
+        }
+        patches["kube-apiserver"]["extraArgs"] = [
+            {"key": "egress-selector-config-file", "value": str(self.egress(name).config)}
         ]
         if self.stages:
-            patches[-1]["extraArgs"] = [{"key": "config", "value": str(path.absolute())} for path in self.stages]
+            patches["kwok-controller"]["extraArgs"] = [
+                {"key": "config", "value": str(path.absolute())} for path in self.stages
+            ]
         return yaml.safe_dump(
             {
                 "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
                 "kind": "KwokctlConfiguration",
-                "componentsPatches": patches,
+                "componentsPatches": list(patches.values()),
             },
             sort_keys=False,
         )
