@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime
 import json
 import math
 import os
@@ -488,8 +489,46 @@ def refusals(log: str, *, most: int = 5) -> list[str]:
     return found[:most]
 
 
+# A list of istiod's informers that keeps failing never syncs, and istiod does not become ready while it waits for it
+# (an RBAC refusal, or an API version the CRDs do not serve). Failing this many times over at least this many seconds
+# of istiod's own log is not the moment's lag of a binding or CRD just created: the informer retries with a growing
+# delay (its first retry about a second later), and a list that then succeeds logs nothing more. The fourth failure
+# comes 7 to 10 s after the first (tests/data/istiod-1.31-logs/), instead of the whole `timeout`.
+STUCK_LIST_FAILURES = 4
+STUCK_LIST_SECONDS = 5.0
+_LIST_FAILURE = re.compile(r"^(\d{4}-\d\d-\d\dT[\d:.]+Z)\s.*?failed to list \*([\w.]+): (.+)$")
+
+
+def stuck_lists(log: str) -> list[str]:
+    """The informer lists istiod's log shows failing again and again (`STUCK_LIST_FAILURES` times or more, the first
+    and the last at least `STUCK_LIST_SECONDS` apart), each as `*<version>.<Kind>: <the API server's answer> (N
+    failures over S s)`, in the order they first failed."""
+    seen: dict[str, tuple[float, float, int, str]] = {}
+    for line in log.splitlines():
+        match = _LIST_FAILURE.match(line)
+        if not match:
+            continue
+        stamp, kind, why = match.groups()
+        try:
+            at = datetime.datetime.fromisoformat(stamp).timestamp()
+        except ValueError:
+            continue
+        first, _, count, _ = seen.get(kind, (at, at, 0, why))
+        seen[kind] = (first, at, count + 1, why.strip())
+    return [
+        f"*{kind}: {why} ({count} failures over {last - first:.0f} s)"
+        for kind, (first, last, count, why) in seen.items()
+        if count >= STUCK_LIST_FAILURES and last - first >= STUCK_LIST_SECONDS
+    ]
+
+
 def _wait_ready(istiod: HostIstiod, process: subprocess.Popen[bytes], address: str, *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+    """Until istiod answers /ready and TLS on its webhook port. Fails at once if it exits, as soon as its log shows
+    an informer list it keeps failing (`stuck_lists`: it will not become ready), or at `timeout`; the error names
+    the API server's refusals and the stuck lists, and ends with the log's tail."""
+    start = time.monotonic()
+    deadline = start + timeout
+    next_look = start + 1.0
     while True:
         code = process.poll()
         if code is not None:
@@ -498,16 +537,27 @@ def _wait_ready(istiod: HostIstiod, process: subprocess.Popen[bytes], address: s
             )
         if _ready(address) and _serves_tls(address):
             return
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline or now > next_look:
+            next_look = now + 1.0
             try:
-                refused = refusals(istiod.log.read_text(errors="replace"))
+                log = istiod.log.read_text(errors="replace")
             except OSError:
-                refused = []
-            why = "".join(f"\n  refused by the API server: {r}" for r in refused)
-            raise ClusterError(
-                f"timed out after {timeout:g}s waiting for istiod at {address} to be ready (/ready on :{READY_PORT} "
-                f"and TLS on :{WEBHOOK_PORT}){why}; last lines of its log:\n{istiod.log_tail()}"
-            )
+                log = ""
+            stuck = stuck_lists(log)
+            if stuck or now > deadline:
+                why = "".join(f"\n  refused by the API server: {r}" for r in refusals(log))
+                why += "".join(f"\n  list failing: {s}" for s in stuck)
+                waited = (
+                    f"gave up after {now - start:.0f}s waiting for istiod at {address} to be ready: it keeps "
+                    "failing to list what it watches, so it will not be"
+                    if stuck
+                    else f"timed out after {timeout:g}s waiting for istiod at {address} to be ready"
+                )
+                raise ClusterError(
+                    f"{waited} (/ready on :{READY_PORT} and TLS on :{WEBHOOK_PORT}){why}; last lines of its log:\n"
+                    f"{istiod.log_tail()}"
+                )
         time.sleep(0.2)
 
 
