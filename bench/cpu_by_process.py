@@ -31,7 +31,9 @@ def machine_busy() -> int:
 
 
 def process_name(pid: str) -> str | None:
-    """The executable's base name; `python:pytest` or `python:other` for Python; None once the process is gone."""
+    """The executable's base name; for Python `python:pytest`, `python:<module>` of `-m <module>` (the egress
+    proxy: `python:meshcharts.cluster.local.egress`), `python:-c` (pytest-xdist's workers), `python:<script>`, else
+    `python:other`; None once the process is gone."""
     try:
         args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
@@ -40,7 +42,18 @@ def process_name(pid: str) -> str | None:
         return None
     name = os.path.basename(args[0].decode(errors="replace"))
     if name.startswith("python"):
-        return "python:pytest" if b"pytest" in b" ".join(args[1:4]) else "python:other"
+        if b"pytest" in b" ".join(args[1:4]):
+            return "python:pytest"
+        words = [a.decode(errors="replace") for a in args[1:] if a]
+        while words and words[0].startswith("-") and words[0] not in ("-m", "-c"):
+            words.pop(0)  # interpreter options (-u, -I, -X...)
+        if len(words) >= 2 and words[0] == "-m":
+            return f"python:{words[1]}"
+        if words and words[0] == "-c":
+            return "python:-c"  # pytest-xdist's workers (execnet starts them with `python -c`), among others
+        if words and words[0].endswith(".py"):
+            return f"python:{os.path.basename(words[0])}"
+        return "python:other"
     return name.split("-v0")[0]  # the toolchain's pilot-discovery-v0.0.0-... directory names its version
 
 

@@ -92,3 +92,16 @@ def load_yaml(path: Path) -> Any:
             raise yaml.YAMLError("; ".join(str(p) for p in problems))
         raise DuplicateKeyError("; ".join(str(p) for p in problems))
     return data
+
+
+def parse(text: str) -> Any:
+    """The one YAML document in `text` as `yaml.safe_load` reads it, with libyaml's parser where present: the
+    renders, manifests and injected pods the test layers read are large, and the pure-Python parser was most of
+    the static layers' time (bench/README.md, issue 25)."""
+    return yaml.load(text, Loader=_BaseLoader)
+
+
+def parse_all(text: str) -> list[Any]:
+    """Every document of the YAML stream `text` as `yaml.safe_load_all` reads them (an empty one as None), with
+    libyaml's parser where present."""
+    return list(yaml.load_all(text, Loader=_BaseLoader))

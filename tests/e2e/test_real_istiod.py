@@ -27,6 +27,7 @@ from kubernetes.client.exceptions import ApiException
 
 from meshcharts import cluster as cluster_mod
 from meshcharts import controlplane, tools, waits
+from meshcharts._yaml import parse_all
 from meshcharts.cluster import Cluster
 from meshcharts.cluster.local import Local
 from meshcharts.cluster.local import istiod as host_istiod
@@ -625,7 +626,7 @@ def test_after_istiod_ran_the_live_objects_differ_from_helm_template_only_where_
     and what istiod added to the webhooks' client configuration. It must be exactly charts/istiod/README.md's
     ignoreDifferences (kind, jq path) list: nothing missing from it, nothing in it that never drifts."""
     controlplane.wait_webhooks_trusted(kube, real_istiod.revision, timeout=120)
-    rendered = yaml.safe_load_all(
+    rendered = parse_all(
         mesh_helm.run(
             ["template", real_istiod.release, str(CHARTS / "istiod"), "--namespace", real_istiod.namespace,
              "--set", f"revision={real_istiod.revision}"]

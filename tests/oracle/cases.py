@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from meshcharts._yaml import parse, parse_all
+
 DATA = Path(__file__).resolve().parents[1] / "data" / "istio-1.12-injection"
 DEVIATIONS = Path(__file__).resolve().parent / "deviations.yaml"
 WORKLOAD_FILES = ("workloads.yaml", "more-workloads.yaml")
@@ -62,7 +64,7 @@ def workloads(data: Path = DATA) -> dict[str, dict[str, Any]]:
     """Every workload by metadata.name, in file order; names are unique across the files."""
     found: dict[str, dict[str, Any]] = {}
     for filename in WORKLOAD_FILES:
-        for doc in yaml.safe_load_all((data / filename).read_text()):
+        for doc in parse_all((data / filename).read_text()):
             if not isinstance(doc, dict):
                 continue
             name = doc["metadata"]["name"]
@@ -82,6 +84,6 @@ def expected_path(variant: str, workload: str, data: Path = DATA) -> Path:
 
 
 def expected(variant: str, workload: str, data: Path = DATA) -> dict[str, Any]:
-    doc = yaml.safe_load(expected_path(variant, workload, data).read_text())
+    doc = parse(expected_path(variant, workload, data).read_text())
     assert isinstance(doc, dict)
     return doc

@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from meshcharts._yaml import parse_all
+
 # istioctl's injector has no `.EstimatedConcurrency` in its template data (istiod 1.12 had, for `--concurrency`):
 # the name is replaced by a number in the templates' text, on both sides alike, before injecting (0 unless a
 # variant sets `estimatedConcurrency`, which renders the template's `--concurrency` branch).
@@ -102,7 +104,7 @@ def render_injector(
         )
     config_maps = {
         doc["metadata"]["name"]: doc.get("data") or {}
-        for doc in yaml.safe_load_all(out)
+        for doc in parse_all(out)
         if isinstance(doc, dict) and doc.get("kind") == "ConfigMap"
     }
     injector_name, mesh_name = f"istio-sidecar-injector{suffix}", f"istio{suffix}"
@@ -159,7 +161,7 @@ def inject(
             env=run_env,
         )
     injected: dict[str, dict[str, Any]] = {}
-    for doc in yaml.safe_load_all(out):
+    for doc in parse_all(out):
         if isinstance(doc, dict):
             injected[doc["metadata"]["name"]] = doc
     return injected

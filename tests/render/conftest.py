@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from meshcharts import helm as helm_mod
+from meshcharts._yaml import parse_all
 from meshcharts.errors import HelmError, ToolError
 from tests import REPO
 
@@ -82,7 +83,7 @@ class Helm:
         done = self._with_values(values, *args)
         if done.returncode != 0:
             raise HelmError(done.args, done.returncode, done.stderr, done.stdout)
-        return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+        return [doc for doc in parse_all(done.stdout) if doc]
 
     def template_error(self, chart: str, values: Mapping[str, Any], *, release: str = "release") -> str:
         """The stderr of a render that must be refused."""

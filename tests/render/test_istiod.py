@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from meshcharts._yaml import parse, parse_all
 from tests.conftest import data_table
 from tests.render.conftest import CHARTS, REPO, Helm, find, kinds
 
@@ -55,7 +56,7 @@ def mesh(objects: Objects, name: str = "istio") -> dict[str, Any]:
 
 def injector(objects: Objects, key: str) -> Any:
     data = find(objects, "ConfigMap", "istio-sidecar-injector")["data"][key]
-    return json.loads(data) if key == "values" else yaml.safe_load(data)
+    return json.loads(data) if key == "values" else parse(data)
 
 
 def pod_spec(objects: Objects) -> dict[str, Any]:
@@ -299,7 +300,7 @@ def test_istiod_works_as_a_subchart_with_umbrella_values(helm: Helm, tmp_path: P
     )
     helm.run("package", str(CHARTS / "istiod"), "--destination", str(umbrella / "charts"))
     out = helm.run("template", "mesh", str(umbrella), "--namespace", NS).stdout
-    objects = [d for d in yaml.safe_load_all(out) if d]
+    objects = [d for d in parse_all(out) if d]
     assert container(objects, "istiod-canary")["image"] == "registry.example/istio/pilot:1.12.1"
     assert "--log_as_json" in container(objects, "istiod-canary")["args"]
 

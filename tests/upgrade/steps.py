@@ -14,6 +14,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from meshcharts import controlplane, lint, waits
+from meshcharts._yaml import parse_all
 from meshcharts.cluster import Cluster
 from meshcharts.controlplane import INJECTED
 from meshcharts.helm import Helm
@@ -38,7 +39,7 @@ def scenario_values(chart: str, scenario: str, namespace: str) -> dict[str, Any]
 def manifest_objects(helm: Helm, release: str, namespace: str) -> list[dict[str, Any]]:
     """The objects of the release's current revision, read back with `helm get manifest` (after a rollback,
     which prints no release)."""
-    return [d for d in yaml.safe_load_all(helm.run(["get", "manifest", release, "--namespace", namespace])) if d]
+    return [d for d in parse_all(helm.run(["get", "manifest", release, "--namespace", namespace])) if d]
 
 
 # `helm install` and `helm upgrade` print the release they stored with `-o json`: its manifest is what
@@ -53,7 +54,7 @@ def printed_objects(output: str) -> list[dict[str, Any]]:
         manifest = json.loads(output)["manifest"]
     except (ValueError, KeyError, TypeError) as err:
         raise AssertionError(f"helm -o json printed no release with a manifest: {err}\n{output[:2000]}") from err
-    return [d for d in yaml.safe_load_all(manifest) if d]
+    return [d for d in parse_all(manifest) if d]
 
 
 def live_selectors(kube: Kube, objects: list[dict[str, Any]], namespace: str) -> dict[str, Any]:

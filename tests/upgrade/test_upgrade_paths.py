@@ -22,6 +22,7 @@ import semver
 import yaml
 
 from meshcharts import index, upgrade
+from meshcharts._yaml import parse_all
 from meshcharts.cluster import Cluster
 from meshcharts.helm import Helm
 from meshcharts.paths import Layout
@@ -62,7 +63,7 @@ CASES = [
 
 
 def crds_match_working_tree(helm: Helm, kube: Kube, base: Path) -> None:
-    rendered = yaml.safe_load_all(
+    rendered = parse_all(
         helm.template(
             "x",
             base,

@@ -12,6 +12,7 @@ from typing import Any, TypedDict, Unpack
 
 import yaml
 
+from meshcharts._yaml import parse, parse_all
 from meshcharts.errors import HelmError
 from meshcharts.helm import Helm
 
@@ -123,11 +124,11 @@ class ReleaseFactory:
         out = self.helm.template(
             name, chart, namespace=namespace or self.namespace, values=self._values_file(values), extra=args
         )
-        return [doc for doc in yaml.safe_load_all(out) if doc]
+        return [doc for doc in parse_all(out) if doc]
 
     def history(self, name: str, *, namespace: str | None = None) -> list[dict[str, Any]]:
         out = self.helm.run(["history", name, "--namespace", namespace or self.namespace, "--output", "yaml"])
-        return list(yaml.safe_load(out) or [])
+        return list(parse(out) or [])
 
     def cleanup(self) -> list[str]:
         """Uninstall what is still installed, newest first; returns the problems instead of raising."""
