@@ -102,3 +102,17 @@ def test_without_a_stuck_list_the_wait_lasts_until_its_timeout(tmp_path: Path) -
     finally:
         process.kill()
         process.wait()
+
+
+def test_what_an_earlier_istiod_wrote_into_the_log_does_not_end_the_wait(tmp_path: Path) -> None:
+    """The log of one istiod directory is appended to by every istiod started there (a test starts one without an
+    adaptation, then one with all of them): only what this process wrote counts."""
+    earlier = _log("without-webhook-rbac.log")
+    istiod, process = _waiting(tmp_path, earlier)
+    try:
+        with pytest.raises(ClusterError, match=r"^timed out after 2s waiting for istiod") as failed:
+            host_istiod._wait_ready(istiod, process, NOWHERE, timeout=2, log_from=len(earlier.encode()))
+    finally:
+        process.kill()
+        process.wait()
+    assert "refused by the API server" not in str(failed.value).split("; last lines of its log")[0]

@@ -382,6 +382,7 @@ def start(
     env.update(extra_env or {})
 
     with istiod.log.open("ab") as log:
+        log_from = log.tell()  # appended to: what an earlier istiod of this directory wrote is not this one's
         process = subprocess.Popen(
             [str(binary), *args],
             cwd=istiod.workdir,
@@ -414,7 +415,7 @@ def start(
     }
     atomic_write(istiod.record_file, json.dumps(record, indent=2) + "\n")
     try:
-        _wait_ready(istiod, process, address, timeout=timeout)
+        _wait_ready(istiod, process, address, timeout=timeout, log_from=log_from)
     except BaseException:
         with contextlib.suppress(ClusterError):
             istiod.stop(egress)
@@ -522,10 +523,13 @@ def stuck_lists(log: str) -> list[str]:
     ]
 
 
-def _wait_ready(istiod: HostIstiod, process: subprocess.Popen[bytes], address: str, *, timeout: float) -> None:
-    """Until istiod answers /ready and TLS on its webhook port. Fails at once if it exits, as soon as its log shows
-    an informer list it keeps failing (`stuck_lists`: it will not become ready), or at `timeout`; the error names
-    the API server's refusals and the stuck lists, and ends with the log's tail."""
+def _wait_ready(
+    istiod: HostIstiod, process: subprocess.Popen[bytes], address: str, *, timeout: float, log_from: int = 0
+) -> None:
+    """Until istiod answers /ready and TLS on its webhook port. Fails at once if it exits, as soon as its log (from
+    byte `log_from`, where this process began writing) shows an informer list it keeps failing (`stuck_lists`: it
+    will not become ready), or at `timeout`; the error names the API server's refusals and the stuck lists, and ends
+    with the log's tail."""
     start = time.monotonic()
     deadline = start + timeout
     next_look = start + 1.0
@@ -541,7 +545,9 @@ def _wait_ready(istiod: HostIstiod, process: subprocess.Popen[bytes], address: s
         if now > deadline or now > next_look:
             next_look = now + 1.0
             try:
-                log = istiod.log.read_text(errors="replace")
+                with istiod.log.open("rb") as handle:
+                    handle.seek(log_from)
+                    log = handle.read().decode(errors="replace")
             except OSError:
                 log = ""
             stuck = stuck_lists(log)
