@@ -94,7 +94,7 @@ def load_yaml(path: Path) -> Any:
     return data
 
 
-def parse(text: str) -> Any:
+def parse(text: str | bytes) -> Any:
     """The one YAML document in `text` as `yaml.safe_load` reads it, with libyaml's parser where present: the
     renders, manifests and injected pods the test layers read are large, and the pure-Python parser was most of
     the static layers' time (bench/README.md, issue 25)."""

@@ -25,6 +25,7 @@ import yaml
 
 from meshcharts import artifacthub, index, package, render, spec, write
 from meshcharts._files import atomic_write
+from meshcharts._yaml import parse, parse_all
 from meshcharts.compat import (
     DEFAULT_SCENARIO,
     WORKING_TREE,
@@ -51,9 +52,6 @@ NAMESPACE = "istio-system"
 RELEASES = {"base": "istio-base", "istiod": "istiod", "gateway": "istio-ingressgateway"}
 
 
-_Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 # ---------------------------------------------------------------------------------------------
 # Gathering (the only I/O): helm template of archives and charts/, values files, the specs
 
@@ -77,7 +75,7 @@ def scenarios(layout: Layout, chart: str) -> dict[str, Path | None]:
 
 def parse_manifests(text: str) -> list[dict[str, Any]]:
     """The objects of a `helm template` stream, empty documents dropped."""
-    return [doc for doc in yaml.load_all(text, Loader=_Loader) if isinstance(doc, dict)]
+    return [doc for doc in parse_all(text) if isinstance(doc, dict)]
 
 
 def _template(helm: Helm, chart: str, source: Path, values: Path | None) -> str | HelmError:
@@ -144,7 +142,7 @@ def _load_yaml(data: bytes | None, where: str) -> Any:
     if data is None:
         return None
     try:
-        return yaml.load(data, Loader=_Loader)
+        return parse(data)
     except yaml.YAMLError as err:
         raise RepoError(f"{where}: not valid YAML: {err}") from err
 

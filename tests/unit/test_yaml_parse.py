@@ -39,8 +39,6 @@ def test_parse_reads_one_document_as_safe_load_does_and_refuses_two() -> None:
     assert _yaml.parse(text) == yaml.safe_load(text)
     with pytest.raises(yaml.YAMLError):
         _yaml.parse("a: 1\n---\nb: 2\n")
-    with pytest.raises(yaml.YAMLError):
-        yaml.safe_load("a: 1\n---\nb: 2\n")
     # A safe loader: no Python objects from tags.
     with pytest.raises(yaml.YAMLError):
         _yaml.parse("!!python/object/apply:os.system ['true']\n")
