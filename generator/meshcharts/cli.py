@@ -106,17 +106,15 @@ def _cmd_tools_install(args: argparse.Namespace) -> int:
         job = tools.JOBS[args.job]
         paths: dict[str, Path] = {}
         if args.releases != "further":
-            paths = tools.install(job.tools, k8s_version=job.kubernetes[0], progress=report, parallel=args.parallel)
+            paths = tools.install(job.tools, k8s_version=job.kubernetes[0], progress=report)
         if args.releases != "first":
             for version in job.kubernetes[1:]:
-                extra = tools.install(
-                    tools.KUBERNETES_COMPONENTS, k8s_version=version, progress=report, parallel=args.parallel
-                )
+                extra = tools.install(tools.KUBERNETES_COMPONENTS, k8s_version=version, progress=report)
                 paths.update({f"{name} ({version})": path for name, path in extra.items()})
     elif args.releases != "all":
         raise UsageError(f"--releases {args.releases} chooses among a job's Kubernetes releases: give --job too")
     else:
-        paths = tools.install(args.names, k8s_version=args.k8s_version, progress=report, parallel=args.parallel)
+        paths = tools.install(args.names, k8s_version=args.k8s_version, progress=report)
     built = any(e.step == "done" for e in events)
     where = tools.cache_root() / "toolchain"
     _say(f"toolchain {'built' if built else 'up to date'} in {where} ({time.monotonic() - start:.1f}s)")
@@ -578,14 +576,6 @@ def build_parser() -> argparse.ArgumentParser:
         default="all",
         help="with --job: every tool and each release (all, the default), every tool for the first release only "
         "(first), or only the further releases' Kubernetes components (further)",
-    )
-    install.add_argument(
-        "--parallel",
-        type=int,
-        default=1,
-        metavar="N",
-        help="run up to N builds at once (default: %(default)s); each already compiles on every core, a second "
-        "one fills the cores the first leaves idle while it downloads and links",
     )
     install.set_defaults(handler=_cmd_tools_install)
     job = tools_sub.add_parser("kubernetes", help="print the Kubernetes releases a job runs on, one per line")

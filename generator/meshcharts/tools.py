@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -68,9 +67,6 @@ class Build:
     ldflags: tuple[str, ...] = ("-s", "-w")
     family: str = ""
     data: tuple[DataFile, ...] = ()
-    # Builds of one chain compile mostly the same packages: `install(parallel=N)` runs them one after another, so
-    # that the later reuses what the earlier put in Go's build cache instead of compiling it again beside it.
-    chain: str = ""
 
     @property
     def dirname(self) -> str:
@@ -238,7 +234,6 @@ OTHER_BUILDS: tuple[Build, ...] = (
         key="istioctl",
         version="v0.0.0-20260827124520-eed52ebb66ad",
         module="istioctl",
-        chain="istio.io/istio",
         binaries=(
             Binary(
                 "istioctl",
@@ -254,7 +249,6 @@ OTHER_BUILDS: tuple[Build, ...] = (
         key="pilot-discovery",
         version="v0.0.0-20260827124520-eed52ebb66ad",
         module="pilot-discovery",
-        chain="istio.io/istio",
         binaries=(
             Binary(
                 "pilot-discovery",
@@ -515,31 +509,12 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _remove_leftovers(toolchain_dir: Path, build: Build) -> None:
-    """Temporary directories of interrupted builds of `build`; only called while holding its lock."""
-    for leftover in toolchain_dir.glob(f".tmp-{build.dirname}-*"):
+def _remove_leftovers(toolchain_dir: Path) -> None:
+    """Temporary directories of interrupted builds; only called while holding the install lock."""
+    for leftover in toolchain_dir.glob(".tmp-*"):
         shutil.rmtree(leftover, ignore_errors=True)
-    for leftover in toolchain_dir.glob(f".old-{build.dirname}-*"):
+    for leftover in toolchain_dir.glob(".old-*"):
         shutil.rmtree(leftover, ignore_errors=True)
-
-
-def build_lock(toolchain_dir: Path, build: Build) -> Path:
-    """The lock held while `build` is checked and built: one per build, so different builds may run at once."""
-    return toolchain_dir / ".locks" / f"{build.dirname}.lock"
-
-
-def _chains(selected: Sequence[Build]) -> list[list[Build]]:
-    """`selected` in order, split into lists that may build at once: builds of one `chain` stay in one list."""
-    chains: list[list[Build]] = []
-    by_chain: dict[str, list[Build]] = {}
-    for build in selected:
-        if build.chain and build.chain in by_chain:
-            by_chain[build.chain].append(build)
-            continue
-        chains.append([build])
-        if build.chain:
-            by_chain[build.chain] = chains[-1]
-    return chains
 
 
 def install(
@@ -550,17 +525,11 @@ def install(
     modules: Path | None = None,
     progress: ProgressCallback = _ignore,
     builder: Builder = go_build,
-    parallel: int = 1,
 ) -> dict[str, Path]:
     """Build whatever of `names` (default: every tool) is missing or stale; return name -> path.
 
-    `modules` is the directory holding the wrapper modules (default: the package's data/toolchain). `parallel`
-    builds run at once (each `go build` compiles on every core already; a second fills the cores one build's
-    download and link phases leave idle); builds of one chain run one after another. The first failure is raised
-    once the builds already running have ended; no build starts after it.
+    `modules` is the directory holding the wrapper modules (default: the package's data/toolchain).
     """
-    if parallel < 1:
-        raise ToolError(f"parallel builds must be at least 1, not {parallel}")
     chain = Toolchain(cache or cache_root(), k8s_version)
     wanted = list(names) or [b.name for build in builds(k8s_version) for b in build.binaries]
     selected: list[Build] = []
@@ -570,59 +539,20 @@ def install(
             selected.append(build)
     modules_dir = modules or package_data("toolchain")
 
-    def one(build: Build) -> None:
+    for build in selected:
         module_dir = modules_dir / build.module
         start = time.monotonic()
         expected = fingerprint(build, module_dir)
         if chain.is_current(build, expected):
             progress(Progress(build.dirname, "cached", time.monotonic() - start))
-            return
-        with locked(build_lock(chain.toolchain_dir, build)):
+            continue
+        with locked(chain.toolchain_dir / ".lock"):
             if chain.is_current(build, expected):
                 progress(Progress(build.dirname, "built by another process", time.monotonic() - start))
-                return
-            _remove_leftovers(chain.toolchain_dir, build)
+                continue
+            _remove_leftovers(chain.toolchain_dir)
             _build_atomically(chain, build, module_dir, expected, progress, builder)
-
-    if parallel == 1:
-        for build in selected:
-            one(build)
-    else:
-        _run_chains(_chains(selected), one, parallel)
     return {name: chain.path(name) for name in wanted}
-
-
-def _run_chains(chains: list[list[Build]], one: Callable[[Build], None], parallel: int) -> None:
-    """Run `one` over every build, up to `parallel` chains at once, each chain in order; after a failure start
-    nothing more, let what runs finish, and raise the first failure."""
-    pending = list(chains)
-    failures: list[BaseException] = []
-    guard = threading.Lock()
-
-    def worker() -> None:
-        while True:
-            with guard:
-                if failures or not pending:
-                    return
-                builds_of_chain = pending.pop(0)
-            for build in builds_of_chain:
-                with guard:
-                    if failures:
-                        return
-                try:
-                    one(build)
-                except BaseException as err:  # raised again in the caller's thread, below
-                    with guard:
-                        failures.append(err)
-                    return
-
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(parallel, len(chains)))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failures:
-        raise failures[0]
 
 
 def _build_atomically(

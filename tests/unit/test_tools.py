@@ -9,8 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -273,7 +271,7 @@ def test_a_changed_go_sum_makes_the_cached_build_stale(tmp_path: Path, modules: 
         go_sum.write("example.com/changed v1.0.0 h1:AAAA=\n")
     tools.install(["kind"], cache=tmp_path, modules=modules, builder=_honest_builder(calls))
     assert calls == ["kind-v0.33.0", "kind-v0.33.0"]
-    assert sorted(p.name for p in (tmp_path / "toolchain").iterdir()) == [".locks", "kind-v0.33.0"]
+    assert sorted(p.name for p in (tmp_path / "toolchain").iterdir()) == [".lock", "kind-v0.33.0"]
 
 
 def test_a_build_that_fails_midway_leaves_nothing_that_looks_finished(tmp_path: Path, modules: Path) -> None:
@@ -285,7 +283,7 @@ def test_a_build_that_fails_midway_leaves_nothing_that_looks_finished(tmp_path: 
         tools.install(["kube-apiserver"], cache=tmp_path, modules=modules, builder=half_then_fail)
     with pytest.raises(ToolError, match="not built"):
         tools.path("kube-apiserver", cache=tmp_path)
-    assert [p.name for p in (tmp_path / "toolchain").iterdir()] == [".locks"]
+    assert [p.name for p in (tmp_path / "toolchain").iterdir()] == [".lock"]
 
 
 def test_a_binary_reporting_another_version_is_rejected_and_not_installed(tmp_path: Path, modules: Path) -> None:
@@ -335,91 +333,6 @@ def test_a_build_killed_mid_write_is_not_taken_as_finished_and_is_cleaned_next_t
     tools.install(["etcd"], cache=tmp_path, modules=modules, builder=_honest_builder(calls))
     assert calls == ["etcd-v3.6.16"]
     assert not list((tmp_path / "toolchain").glob(".tmp-*"))
-
-
-def _timed_builder(events: list[tuple[str, str]], seconds: float) -> tools.Builder:
-    """An honest fake builder that takes `seconds` and records when each build starts and ends."""
-    honest = _honest_builder([])
-    guard = threading.Lock()
-
-    def build(build: tools.Build, module_dir: Path, out: Path, progress: tools.ProgressCallback) -> None:
-        with guard:
-            events.append(("start", build.dirname))
-        time.sleep(seconds)
-        honest(build, module_dir, out, progress)
-        with guard:
-            events.append(("end", build.dirname))
-
-    return build
-
-
-def _overlapped(events: list[tuple[str, str]]) -> bool:
-    running = 0
-    for kind, _ in events:
-        running += 1 if kind == "start" else -1
-        if running > 1:
-            return True
-    return False
-
-
-def test_parallel_builds_run_at_once_and_end_up_like_serial_ones(tmp_path: Path, modules: Path) -> None:
-    names = ["etcd", "kind", "actionlint"]
-    events: list[tuple[str, str]] = []
-    tools.install(names, cache=tmp_path / "serial", modules=modules, builder=_timed_builder(events, 0.2))
-    assert not _overlapped(events), events
-    events.clear()
-    paths = tools.install(
-        names, cache=tmp_path / "parallel", modules=modules, builder=_timed_builder(events, 0.2), parallel=2
-    )
-    assert _overlapped(events), f"no two builds ran at once: {events}"
-    assert sorted(name for kind, name in events if kind == "end") == [
-        "actionlint-v1.7.12",
-        "etcd-v3.6.16",
-        "kind-v0.33.0",
-    ]
-    for name, path in paths.items():
-        assert path == tools.path(name, cache=tmp_path / "parallel")
-        assert path.read_bytes() == tools.path(name, cache=tmp_path / "serial").read_bytes()
-
-
-def test_builds_of_one_chain_never_run_at_once(tmp_path: Path, modules: Path) -> None:
-    """istioctl and pilot-discovery compile the same istio.io/istio packages: the second reuses the first's."""
-    assert tools.build_for("istioctl").chain == tools.build_for("pilot-discovery").chain != ""
-    events: list[tuple[str, str]] = []
-    tools.install(
-        ["istioctl", "pilot-discovery", "etcd"],
-        cache=tmp_path,
-        modules=modules,
-        builder=_timed_builder(events, 0.2),
-        parallel=3,
-    )
-    istio = [e for e in events if e[1].startswith(("istioctl-", "pilot-discovery-"))]
-    assert [kind for kind, _ in istio] == ["start", "end", "start", "end"], events
-    assert _overlapped(events), f"etcd did not build beside the istio chain: {events}"
-
-
-def test_a_failed_parallel_build_is_raised_and_starts_nothing_after_it(tmp_path: Path, modules: Path) -> None:
-    started: list[str] = []
-    kind_started = threading.Event()
-
-    def fail_etcd(build: tools.Build, module_dir: Path, out: Path, progress: tools.ProgressCallback) -> None:
-        started.append(build.dirname)
-        if build.key == "etcd":
-            assert kind_started.wait(10), "kind never started beside etcd"
-            raise ToolError("etcd: compile error")
-        kind_started.set()
-        time.sleep(0.3)
-        _honest_builder([])(build, module_dir, out, progress)
-
-    with pytest.raises(ToolError, match="etcd: compile error"):
-        tools.install(
-            ["etcd", "kind", "actionlint", "ct"], cache=tmp_path, modules=modules, builder=fail_etcd, parallel=2
-        )
-    # etcd failed at once while kind built beside it; nothing started after the failure.
-    assert started == ["etcd-v3.6.16", "kind-v0.33.0"] or started == ["kind-v0.33.0", "etcd-v3.6.16"], started
-    assert tools.path("kind", cache=tmp_path).is_file(), "the build already running was finished, not abandoned"
-    with pytest.raises(ToolError):
-        tools.install(["etcd"], cache=tmp_path, modules=modules, builder=fail_etcd, parallel=0)
 
 
 def test_verify_runs_the_version_command_and_returns_its_first_line(tmp_path: Path) -> None:
