@@ -104,15 +104,10 @@ def _cmd_tools_install(args: argparse.Namespace) -> int:
         if args.names:
             raise UsageError(f"give tool names or --job {args.job}, not both")
         job = tools.JOBS[args.job]
-        paths: dict[str, Path] = {}
-        if args.releases != "further":
-            paths = tools.install(job.tools, k8s_version=job.kubernetes[0], progress=report)
-        if args.releases != "first":
-            for version in job.kubernetes[1:]:
-                extra = tools.install(tools.KUBERNETES_COMPONENTS, k8s_version=version, progress=report)
-                paths.update({f"{name} ({version})": path for name, path in extra.items()})
-    elif args.releases != "all":
-        raise UsageError(f"--releases {args.releases} chooses among a job's Kubernetes releases: give --job too")
+        paths = tools.install(job.tools, k8s_version=job.kubernetes[0], progress=report)
+        for version in job.kubernetes[1:]:
+            extra = tools.install(tools.KUBERNETES_COMPONENTS, k8s_version=version, progress=report)
+            paths.update({f"{name} ({version})": path for name, path in extra.items()})
     else:
         paths = tools.install(args.names, k8s_version=args.k8s_version, progress=report)
     built = any(e.step == "done" for e in events)
@@ -569,13 +564,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--job",
         choices=sorted(JOBS),
         help="build what a job needs: main (./run.sh) or ci (.ci/test), each Kubernetes release it runs on",
-    )
-    install.add_argument(
-        "--releases",
-        choices=("all", "first", "further"),
-        default="all",
-        help="with --job: every tool and each release (all, the default), every tool for the first release only "
-        "(first), or only the further releases' Kubernetes components (further)",
     )
     install.set_defaults(handler=_cmd_tools_install)
     job = tools_sub.add_parser("kubernetes", help="print the Kubernetes releases a job runs on, one per line")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from meshcharts import cli, tools
+from meshcharts import tools
 from meshcharts.errors import ToolError
 from meshcharts.waits import wait_for
 from tests import REPO
@@ -342,36 +342,6 @@ def test_verify_runs_the_version_command_and_returns_its_first_line(tmp_path: Pa
     _fake_binary(tmp_path / "etcd", "etcd Version: 3.4.23")
     with pytest.raises(ToolError, match=r"etcd Version: 3\.4\.23"):
         tools.verify(binary, tmp_path / "etcd")
-
-
-@pytest.mark.parametrize(
-    ("releases", "first", "further"), [("all", True, True), ("first", True, False), ("further", False, True)]
-)
-def test_tools_install_of_a_job_builds_the_releases_asked_for(
-    releases: str, first: bool, further: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """.ci/test builds the ci job's first release in the foreground (`--releases first`) and its further releases'
-    Kubernetes components in the background (`--releases further`); `all` is both, as `.ci/setup` alone does."""
-    monkeypatch.setenv("MESHCHARTS_CACHE", str(tmp_path))
-    asked: list[tuple[tuple[str, ...], str]] = []
-
-    def record(names: tuple[str, ...] = (), *, k8s_version: str, **_: object) -> dict[str, Path]:
-        asked.append((tuple(names), k8s_version))
-        return {}
-
-    monkeypatch.setattr(tools, "install", record)
-    assert cli.main(["tools", "install", "--job", "ci", "--releases", releases]) == 0
-    job = tools.JOBS["ci"]
-    expected = [(job.tools, job.kubernetes[0])] if first else []
-    if further:
-        expected += [(tools.KUBERNETES_COMPONENTS, version) for version in job.kubernetes[1:]]
-    assert asked == expected
-    assert len(job.kubernetes) > 1, "the ci job has no further release, so `further` would build nothing"
-
-
-def test_tools_install_releases_without_a_job_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["tools", "install", "--releases", "further", "helm"]) == 2
-    assert "--releases further chooses among a job's Kubernetes releases: give --job too" in capsys.readouterr().err
 
 
 def test_each_job_names_tools_and_kubernetes_releases_the_toolchain_builds() -> None:
