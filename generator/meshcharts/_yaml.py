@@ -9,11 +9,13 @@ import yaml
 
 from meshcharts.errors import Problem
 
-_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser where present: 10x faster
-_BaseDumper: type = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+# PyYAML's safe loader and dumper, libyaml's where PyYAML was built with it (the same documents, read and written in
+# C): every loader and dumper of this package derives from these two.
+SafeLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+SafeDumper: type = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-class _StrictLoader(_BaseLoader):  # type: ignore[misc]
+class _StrictLoader(SafeLoader):  # type: ignore[misc]
     """SafeLoader that records duplicate mapping keys instead of silently keeping the last one."""
 
     duplicates: list[tuple[str, int]]
@@ -57,7 +59,7 @@ def load_file(path: Path, where: str | None = None) -> tuple[Any, list[Problem]]
     return load_text(text, where or str(path))
 
 
-class _Dumper(_BaseDumper):  # type: ignore[misc]
+class _Dumper(SafeDumper):  # type: ignore[misc]
     """Block style, no aliases, long strings not folded, multi-line strings as literal blocks."""
 
     def ignore_aliases(self, data: Any) -> bool:
@@ -98,10 +100,10 @@ def parse(text: str | bytes) -> Any:
     """The one YAML document in `text` as `yaml.safe_load` reads it, with libyaml's parser where present: the
     renders, manifests and injected pods the test layers read are large, and the pure-Python parser was most of
     the static layers' time (bench/README.md, issue 25)."""
-    return yaml.load(text, Loader=_BaseLoader)
+    return yaml.load(text, Loader=SafeLoader)
 
 
 def parse_all(text: str) -> list[Any]:
     """Every document of the YAML stream `text` as `yaml.safe_load_all` reads them (an empty one as None), with
     libyaml's parser where present."""
-    return list(yaml.load_all(text, Loader=_BaseLoader))
+    return list(yaml.load_all(text, Loader=SafeLoader))

@@ -20,6 +20,7 @@ import semver
 import yaml
 
 from meshcharts._files import atomic_write
+from meshcharts._yaml import SafeDumper, SafeLoader
 from meshcharts.errors import Problem, RepoError
 from meshcharts.package import read_archive
 
@@ -33,7 +34,7 @@ MAINTAINER_KEYS = {"name", "email", "url"}
 DEPENDENCY_KEYS = {"name", "version", "repository", "condition", "tags", "enabled", "import-values", "alias"}
 
 
-class _Loader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
+class _Loader(SafeLoader):  # type: ignore[misc]
     """Safe loading that keeps timestamps as the strings they were written as."""
 
 
@@ -43,7 +44,7 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
-class _Dumper(yaml.CSafeDumper if hasattr(yaml, "CSafeDumper") else yaml.SafeDumper):  # type: ignore[misc]
+class _Dumper(SafeDumper):  # type: ignore[misc]
     """Helm's layout: keys sorted at every level (Go marshals maps sorted), multi-line strings as blocks."""
 
 

@@ -25,7 +25,7 @@ FILES = (
 def test_libyamls_parser_is_the_one_used_where_pyyaml_has_it() -> None:
     if not yaml.__with_libyaml__:
         pytest.skip("requires PyYAML built with libyaml (yaml.__with_libyaml__ is False here)")
-    assert _yaml._BaseLoader is yaml.CSafeLoader
+    assert _yaml.SafeLoader is yaml.CSafeLoader
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(REPO)))
