@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from meshcharts import lint, spec, tools
+from meshcharts import _yaml, lint, spec, tools
 from meshcharts.errors import Problem, SpecError, ToolError
 from meshcharts.helm import Helm
 from meshcharts.paths import Layout, find_root
@@ -118,32 +118,11 @@ def checkov_binary(env: Mapping[str, str] | None = None) -> Path:
     )
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, but a key given twice in one mapping is an error (PyYAML keeps the last silently)."""
-
-
-def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"{key} appears twice (lines {seen[key]} and {key_node.start_mark.line + 1})",
-                key_node.start_mark,
-            )  # fmt: skip
-        seen[key] = key_node.start_mark.line + 1
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
-
-
 def load_suppressions(path: Path, shown_as: str = SUPPRESSIONS) -> list[Suppression]:
     """The accepted findings, `CHECK_ID: {reason, resources: [Kind.namespace.name]}`; every problem at once."""
-    try:
-        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) if path.exists() else {}
-    except yaml.YAMLError as err:
-        raise SpecError([Problem(shown_as, f"is not valid YAML: {err}")]) from err
+    data, problems = _yaml.load_file(path, shown_as) if path.exists() else ({}, [])
+    if problems:  # not YAML, or a check id given twice (PyYAML alone would keep the last one silently)
+        raise SpecError(problems)
     if data is None:
         data = {}
     if not isinstance(data, dict):

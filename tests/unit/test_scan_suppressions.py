@@ -45,10 +45,10 @@ def test_the_committed_suppressions_load_and_each_says_why() -> None:
         (
             "CKV_K8S_8:\n  reason: istiod has no liveness endpoint here\n  resources: [Deployment.ns.istiod]\n"
             "CKV_K8S_8:\n  reason: the gateway has no liveness endpoint\n  resources: [Deployment.ns.gw]\n",
-            "x.yaml: is not valid YAML: CKV_K8S_8 appears twice (lines 1 and 4)",
+            "x.yaml:4: duplicate key 'CKV_K8S_8'",
         ),
         ("- CKV_K8S_8\n", "x.yaml: must be a mapping of check ids to {reason, resources}"),
-        ("CKV_K8S_8: [\n", "x.yaml: is not valid YAML"),
+        ("CKV_K8S_8: [\n", "x.yaml:2: not valid YAML"),
     ],
 )
 def test_a_malformed_suppression_is_refused_at_its_key(tmp_path: Path, text: str, expected: str) -> None:
