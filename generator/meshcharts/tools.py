@@ -368,7 +368,8 @@ class Toolchain:
 
 
 def fingerprint(build: Build, module_dir: Path) -> str:
-    """What the binaries depend on besides the version: the module's go.mod/go.sum and the build flags."""
+    """What the binaries depend on besides the version: the module's go.mod/go.sum, the ldflags and the packages
+    (not GO_BUILD_FLAGS, which do not change what the binaries do)."""
     digest = hashlib.sha256()
     for name in ("go.mod", "go.sum"):
         try:
@@ -396,7 +397,11 @@ def _go() -> str:
 
 # How every toolchain build runs `go build`. Another build with the same flags and environment (ci/crdcheck)
 # shares Go's build cache with the toolchain's: packages of the same module versions are compiled once.
-GO_BUILD_FLAGS = ("-trimpath", "-mod=readonly")
+# `-gcflags=all=-dwarf=false`: the compiler writes no debug information, which every build's `-ldflags -w` drops at
+# link anyway; the binaries run the same, and a cold build compiles about an eighth less (bench/go_build_flags.py:
+# helm 3 with an empty build cache, 80.7 s against 92.5 s). The fingerprint leaves these flags out on purpose: a
+# binary built before this flag is the same program, so warm caches are not rebuilt for it.
+GO_BUILD_FLAGS = ("-trimpath", "-mod=readonly", "-gcflags=all=-dwarf=false")
 
 
 def go_build_env() -> dict[str, str]:

@@ -140,9 +140,9 @@ def test_unknown_kubernetes_release_and_unknown_tool_are_refused_with_the_known_
         tools.build_for("kubelet")
 
 
-def test_go_build_argv_is_trimmed_readonly_and_names_one_file_or_a_directory(tmp_path: Path) -> None:
+def test_go_build_argv_is_trimmed_readonly_without_debug_info_and_names_one_file_or_a_directory(tmp_path: Path) -> None:
     single = tools.go_build_argv("go", tools.build_for("helm3"), tmp_path)
-    assert single[:4] == ["go", "build", "-trimpath", "-mod=readonly"]
+    assert single[:5] == ["go", "build", "-trimpath", "-mod=readonly", "-gcflags=all=-dwarf=false"]
     assert single[single.index("-o") + 1] == str(tmp_path / "helm")
     assert single[-1] == "helm.sh/helm/v3/cmd/helm"
     multi = tools.go_build_argv("go", tools.build_for("kwok"), tmp_path)
