@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,10 +68,28 @@ def gnupg_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[s
 
 
 @pytest.fixture(scope="session")
-def chart_repo() -> Iterator[str]:
-    """The repository served over HTTP on loopback, as `helm repo add` users see it."""
+def chart_repo_server() -> Iterator[repo.Server]:
+    """The repository served over HTTP on loopback from a thread of this test process."""
     server = repo.serve(REPO, port=0, background=True)
     try:
-        yield server.url
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def chart_repo(chart_repo_server: repo.Server) -> str:
+    """The served repository's URL, as `helm repo add` users see it."""
+    return chart_repo_server.url
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    """A failing test that used the served repository gets the server's last requests in its report (what each
+    request got: status and file), so a failed `helm repo add` says what was answered."""
+    outcome = yield
+    report = outcome.get_result()
+    funcargs = getattr(item, "funcargs", {})
+    if report.failed and "chart_repo" in funcargs and "chart_repo_server" in funcargs:
+        server: repo.Server = funcargs["chart_repo_server"]
+        report.sections.append((f"{server.url} answered", "\n".join(server.requests) or "no request"))

@@ -6,6 +6,7 @@ refused release leaves packages/ and index.yaml exactly as they were.
 
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import http
@@ -163,6 +164,8 @@ class _ServedFiles:
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._paths: frozenset[str] = frozenset()
+        # The last requests answered, newest last (client port, request line, status, file sent): `Server.requests`.
+        self.requests: collections.deque[str] = collections.deque(maxlen=50)
 
     def paths(self) -> frozenset[str]:
         index = self.root / "index.yaml"
@@ -209,6 +212,14 @@ class _RepoHandler(http.server.SimpleHTTPRequestHandler):
         self.served = served
         super().__init__(*args, directory=str(served.root), **kwargs)
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # What was answered, kept for a test that fails after a request: the request line, the status, and the
+        # file sent (resolved again now: the index can change between the answer and this line).
+        target = self.served.resolve(self.path) if isinstance(code, int) and code == 200 else None
+        sent = f" {target.relative_to(self.served.root)} ({target.stat().st_size} bytes)" if target else ""
+        self.served.requests.append(f"{self.client_address[1]} {self.requestline!r} -> {code}{sent}")
+        super().log_request(code, size)
+
     def send_head(self) -> Any:
         if self.served.resolve(self.path) is None:
             self.send_error(http.HTTPStatus.NOT_FOUND, "Not a file of this chart repository")
@@ -227,7 +238,13 @@ class _RepoHandler(http.server.SimpleHTTPRequestHandler):
 @dataclass
 class Server:
     httpd: http.server.ThreadingHTTPServer
+    served: _ServedFiles
     thread: threading.Thread | None = None
+
+    @property
+    def requests(self) -> list[str]:
+        """The last requests answered, oldest first: client port, request line, status and the file sent."""
+        return list(self.served.requests)
 
     @property
     def url(self) -> str:
@@ -243,12 +260,13 @@ class Server:
 
 def serve(root: Path, *, host: str = "127.0.0.1", port: int = 8879, background: bool = False) -> Server:
     """An HTTP server for `helm repo add`; loopback by default. Background servers run in a thread."""
-    handler = functools.partial(_RepoHandler, served=_ServedFiles(root))
+    served = _ServedFiles(root)
+    handler = functools.partial(_RepoHandler, served=served)
     try:
         httpd = http.server.ThreadingHTTPServer((host, port), handler)
     except OSError as err:
         raise RepoError(f"cannot listen on {host}:{port}: {err.strerror}; choose another --port") from err
-    server = Server(httpd)
+    server = Server(httpd, served)
     if background:
         server.thread = threading.Thread(target=httpd.serve_forever, name="meshcharts-serve", daemon=True)
         server.thread.start()

@@ -115,3 +115,14 @@ def test_a_bad_request_is_404_and_discloses_nothing_outside_the_repository(serve
     assert SECRET not in text
     assert str(served.root) not in text and str(served.outside) not in text
     assert "notes.txt" not in text and "unindexed" not in text, "a 404 must not list the directory"
+
+
+def test_the_server_keeps_what_it_answered_for_a_failing_tests_report(served: Served) -> None:
+    """`Server.requests` (shown under a failing test that used the served repository) names each request's status
+    and, for a file sent, which one and its size; a refused request names no file."""
+    size = (served.root / "index.yaml").stat().st_size
+    served.get("/index.yaml")
+    served.get("/pyproject.toml")
+    last = served.server.requests[-2:]
+    assert last[0].endswith(f"'GET /index.yaml HTTP/1.1' -> 200 index.yaml ({size} bytes)"), last
+    assert last[1].endswith("'GET /pyproject.toml HTTP/1.1' -> 404"), last
