@@ -7,8 +7,10 @@ refuse without dialing.
 
 from __future__ import annotations
 
+import os
 import socket
 import socketserver
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from meshcharts.cluster.local import egress as egress_mod
 from meshcharts.cluster.local.egress import Egress, ServiceRoute, decide, is_loopback, selector_config
 from meshcharts.errors import ClusterError
 
@@ -212,3 +215,31 @@ def test_stop_ends_the_proxy_by_pid_and_removes_its_files(tmp_path: Path) -> Non
     assert egress.pid() is None
     assert not Path(f"/proc/{pid}/cmdline").exists() or Path(f"/proc/{pid}/cmdline").read_bytes() == b""
     assert not (tmp_path / "egress").exists()
+
+
+def test_the_proxys_socket_appears_only_once_it_accepts_and_only_its_owner_may_use_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`wait_listening` returns as soon as the socket's path exists, and the API server dials that path: the proxy
+    must be listening by then. Bound at the path itself, the file exists a moment before listen(), and a connect in
+    that moment is refused (a static-layer run here failed so). Checked at the rename that makes the path appear."""
+    path = tmp_path / "egress.sock"
+    seen: list[tuple[int, str]] = []
+    real_replace = os.replace
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        assert not Path(dst).exists()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(5)
+            probe.connect(str(src))  # refused unless the socket listens already
+        seen.append((stat.S_IMODE(os.stat(src).st_mode), Path(src).parent.name))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(egress_mod.os, "replace", replace)
+    sock = egress_mod._listening(path)
+    with sock:
+        assert seen == [(0o600, tmp_path.name)]
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["egress.sock"]
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.settimeout(5)
+            client.connect(str(path))

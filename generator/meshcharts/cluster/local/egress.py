@@ -22,6 +22,7 @@ import ipaddress
 import json
 import os
 import signal
+import socket as socket_mod
 import subprocess
 import sys
 import tempfile
@@ -479,10 +480,30 @@ class Proxy:
             upstream_writer.close()
 
 
+def _listening(path: Path) -> socket_mod.socket:
+    """A Unix socket, private to its owner, that listens before it appears at `path`: it is bound and made to listen
+    under a name of its own in the same directory, then renamed. Whoever sees `path` exist (`wait_listening`, the API
+    server) can connect at once; bound at `path` itself, the file would be there a moment before listen(), and a
+    connect in that moment is refused."""
+    # No longer than the final name, so it fits sun_path wherever that does.
+    staging = path.with_name(f".e{os.getpid()}")
+    staging.unlink(missing_ok=True)
+    sock = socket_mod.socket(socket_mod.AF_UNIX, socket_mod.SOCK_STREAM)
+    try:
+        sock.bind(str(staging))
+        os.chmod(staging, 0o600)
+        sock.listen(100)
+        os.replace(staging, path)
+    except BaseException:
+        sock.close()
+        staging.unlink(missing_ok=True)
+        raise
+    return sock
+
+
 async def _serve(socket: Path, routes_file: Path, kubeconfig: Path) -> None:
     proxy = Proxy(routes_file, _ServiceIndex(kubeconfig))
-    server = await asyncio.start_unix_server(proxy.handle, path=str(socket), limit=_HEADER_LIMIT)
-    os.chmod(socket, 0o600)
+    server = await asyncio.start_unix_server(proxy.handle, sock=_listening(socket), limit=_HEADER_LIMIT)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
