@@ -13,7 +13,8 @@ from meshcharts.helm import Helm
 RECORDER = """#!/usr/bin/env python3
 import json, os, sys, time
 with open(os.environ["RECORD"], "a") as out:
-    out.write(json.dumps({"argv": sys.argv[1:], "kubeconfig": os.environ.get("KUBECONFIG")}) + "\\n")
+    call = {"argv": sys.argv[1:], "kubeconfig": os.environ.get("KUBECONFIG"), "gogc": os.environ.get("GOGC")}
+    out.write(json.dumps(call) + "\\n")
 if os.environ.get("SLEEP"):
     time.sleep(float(os.environ["SLEEP"]))
 if os.environ.get("FAIL"):
@@ -133,3 +134,12 @@ def test_with_home_moves_every_helm_location_under_it_and_keeps_binary_and_kubec
         assert Path(isolated.env[key]).is_relative_to(home), key
         assert key not in helm.env, key
     assert isolated.env["KUBECONFIG"] == str(tmp_path / "kubeconfig")
+
+
+def test_helm_runs_with_gogc_400_unless_its_environment_sets_gogc(tmp_path: Path, record: Path) -> None:
+    """What the helm process receives: GOGC=400 by default (short-lived, it spares most collections), and a GOGC the
+    caller's environment sets wins, through with_home too."""
+    _helm(tmp_path, record).run(["version"])
+    _helm(tmp_path, record, GOGC="100").run(["version"])
+    _helm(tmp_path, record, GOGC="off").with_home(tmp_path / "home").run(["version"])
+    assert [call["gogc"] for call in _calls(record)] == ["400", "100", "off"]
