@@ -21,6 +21,8 @@ LAYERS = {
     "upgrade-helm3": (["tests/upgrade", "--helm", "3"], 240.0),
     # Both cluster layers in one invocation, as .ci/test's Helm 4 pass runs them (no target of its own).
     "cluster": (["tests/e2e", "tests/upgrade"], None),
+    # The static layers, as .ci/test runs them before the cluster layers (no target of its own).
+    "static": (["tests/unit", "tests/render", "tests/oracle"], None),
 }
 
 
@@ -37,8 +39,11 @@ def main() -> int:
     parser.add_argument(
         "--workers", type=int, default=0, help="pytest-xdist workers (-n), each with a session cluster of its own"
     )
+    parser.add_argument(
+        "--pytest-arg", action="append", default=[], help="one more pytest argument for every layer (repeatable)"
+    )
     args = parser.parse_args()
-    parallel = ["-n", str(args.workers)] if args.workers else []
+    parallel = ["-n", str(args.workers), *args.pytest_arg] if args.workers else list(args.pytest_arg)
     failed = False
     for layer in args.layers:
         argv, target = LAYERS[layer]
@@ -69,7 +74,7 @@ def main() -> int:
             (line for line in reversed(done.stdout.splitlines()) if re.search(r"\d+ (passed|failed)", line)),
             done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:],
         )
-        workers = f"-n {args.workers}" if args.workers else "1 process"
+        workers = " ".join([f"-n {args.workers}" if args.workers else "1 process", *args.pytest_arg])
         if target is None:
             aim = "no target"
         else:
