@@ -215,8 +215,14 @@ class _RepoHandler(http.server.SimpleHTTPRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         # What was answered, kept for a test that fails after a request: the request line, the status, and the
         # file sent (resolved again now: the index can change between the answer and this line).
-        target = self.served.resolve(self.path) if isinstance(code, int) and code == 200 else None
-        sent = f" {target.relative_to(self.served.root)} ({target.stat().st_size} bytes)" if target else ""
+        # A record that cannot be made never gets in the way of the answer.
+        sent = ""
+        if isinstance(code, int) and code == 200:
+            target = self.served.resolve(self.path)
+            try:
+                sent = f" {target.relative_to(self.served.root)} ({target.stat().st_size} bytes)" if target else ""
+            except OSError as err:
+                sent = f" {target} (gone: {err.strerror})"
         self.served.requests.append(f"{self.client_address[1]} {self.requestline!r} -> {code}{sent}")
         super().log_request(code, size)
 
