@@ -14,15 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
-import subprocess
-import sys
-import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from _pytest_run import ROOT, run_pytest
+
 LAYERS = {
     "upgrade": ["tests/upgrade"],
     "e2e": ["tests/e2e"],
@@ -52,28 +48,16 @@ def pytest_configure(config: Any) -> None:
     Local.kwokctl_config = with_flags  # type: ignore[method-assign]
 
 
-def cpu_ticks() -> int:
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return sum(fields) - fields[3] - fields[4]
-
-
 def run(layer: str, workers: int, flags: list[tuple[str, str]]) -> tuple[float, float, str]:
     env = {**os.environ, ENV: json.dumps(flags)}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "bench"), env.get("PYTHONPATH", "")) if p)
-    busy0, start = cpu_ticks(), time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "apiserver_args", "-n", str(workers),
-         *LAYERS[layer], "--cluster-name", f"bench-apiserver-{layer}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    took, busy = time.perf_counter() - start, (cpu_ticks() - busy0) / os.sysconf("SC_CLK_TCK")
-    summary = next(
-        (line for line in reversed(done.stdout.splitlines()) if re.search(r"\d+ (passed|failed)", line)),
-        done.stderr[-300:],
-    ).strip()
+    done = run_pytest(
+        ["-p", "apiserver_args", "-n", str(workers), *LAYERS[layer], "--cluster-name", f"bench-apiserver-{layer}"],
+        env=env,
+    )
     if done.returncode != 0:
-        raise SystemExit(f"{layer} with {flags or 'no extra flags'} failed: {summary}\n{done.stdout[-3000:]}")
-    return took, busy, summary
+        raise SystemExit(f"{layer} with {flags or 'no extra flags'} failed: {done.summary}\n{done.stdout[-3000:]}")
+    return done.wall, done.busy_cpu, done.summary
 
 
 def main() -> int:

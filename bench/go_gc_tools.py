@@ -14,28 +14,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import resource
 import statistics
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "generator"))
-
-from meshcharts import tools  # noqa: E402
+from _pytest_run import ROOT, run_pytest
+from meshcharts import tools
 
 SETTINGS = ("100", "400")
 STATIC = ["tests/unit", "tests/render", "tests/oracle"]
-
-
-def cpu_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine from /proc/stat."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
 
 
 def env_with(gogc: str) -> dict[str, str]:
@@ -60,22 +48,10 @@ def renders(count: int, gogc: str) -> tuple[float, float]:
 
 def static(gogc: str) -> tuple[float, float, str]:
     """Wall seconds, machine busy CPU seconds and pytest's summary line of one run of the static layers."""
-    hz = os.sysconf("SC_CLK_TCK")
-    busy0, _ = cpu_ticks()
-    start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", *STATIC],
-        cwd=ROOT, env=env_with(gogc), capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    took = time.perf_counter() - start
-    busy1, _ = cpu_ticks()
-    summary = next(
-        (line for line in reversed(done.stdout.splitlines()) if re.search(r"\d+ (passed|failed)", line)),
-        done.stderr[-300:],
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"static layers failed under GOGC={gogc}: {summary}\n{done.stdout[-3000:]}")
-    return took, (busy1 - busy0) / hz, summary.strip()
+    run = run_pytest(["-n", "2", *STATIC], env=env_with(gogc))
+    if run.returncode != 0:
+        raise SystemExit(f"static layers failed under GOGC={gogc}: {run.summary}\n{run.stdout[-3000:]}")
+    return run.wall, run.busy_cpu, run.summary
 
 
 def report(name: str, figures: dict[str, list[tuple[float, float]]]) -> None:

@@ -8,13 +8,9 @@ line within 4 minutes (issue 16; 3 minutes for one line in issue 8).
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _pytest_run import run_pytest
+
 LAYERS = {
     "e2e": (["tests/e2e"], 60.0),
     "upgrade": (["tests/upgrade"], 240.0),
@@ -24,13 +20,6 @@ LAYERS = {
     # The static layers, as .ci/test runs them before the cluster layers (no target of its own).
     "static": (["tests/unit", "tests/render", "tests/oracle"], None),
 }
-
-
-def cpu_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine from /proc/stat: how much of its cores a run kept busy."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
 
 
 def main() -> int:
@@ -47,40 +36,15 @@ def main() -> int:
     failed = False
     for layer in args.layers:
         argv, target = LAYERS[layer]
-        start = time.perf_counter()
-        busy0, total0 = cpu_ticks()
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                *parallel,
-                *argv,
-                "--cluster-name",
-                f"bench-{layer}",
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        took = time.perf_counter() - start
-        busy1, total1 = cpu_ticks()
-        busy = (busy1 - busy0) / max(total1 - total0, 1)
-        summary = next(
-            (line for line in reversed(done.stdout.splitlines()) if re.search(r"\d+ (passed|failed)", line)),
-            done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:],
-        )
+        run = run_pytest([*parallel, *argv, "--cluster-name", f"bench-{layer}"])
+        took, busy, summary = run.wall, run.busy_share, run.summary
         workers = " ".join([f"-n {args.workers}" if args.workers else "1 process", *args.pytest_arg])
         if target is None:
             aim = "no target"
         else:
-            aim = f"target < {target:.0f} s: {'meets' if took <= target and done.returncode == 0 else 'MISSES'}"
-        print(f"{layer:14s} {workers:9s} {took:6.1f} s  machine busy {busy:4.0%}  {aim}   ({summary.strip()})")
-        failed |= done.returncode != 0
+            aim = f"target < {target:.0f} s: {'meets' if took <= target and run.returncode == 0 else 'MISSES'}"
+        print(f"{layer:14s} {workers:9s} {took:6.1f} s  machine busy {busy:4.0%}  {aim}   ({summary})")
+        failed |= run.returncode != 0
     return 1 if failed else 0
 
 

@@ -90,6 +90,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report = outcome.get_result()
     funcargs = getattr(item, "funcargs", {})
-    if report.failed and "chart_repo" in funcargs and "chart_repo_server" in funcargs:
+    if report.failed and "chart_repo_server" in funcargs:
         server: repo.Server = funcargs["chart_repo_server"]
         report.sections.append((f"{server.url} answered", "\n".join(server.requests) or "no request"))

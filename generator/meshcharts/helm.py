@@ -15,11 +15,6 @@ from meshcharts import tools
 from meshcharts.errors import HelmError
 
 HELM_TOOLS = {4: "helm", 3: "helm3"}
-# GOGC for the helm processes the adapter starts unless their environment sets one: a helm process lives for a
-# second or two, and collecting garbage at 400 % heap growth instead of Go's 100 % spares it most collections
-# (bench/go_gc_tools.py: a render takes about a fifth less CPU, the static test layers 4 to 9 % less wall time),
-# for a few MB more memory. The same value as the local cluster's processes (cluster._common.LOCAL_GOGC).
-HELM_GOGC = "400"
 
 
 class DeployOptions(TypedDict, total=False):
@@ -53,7 +48,8 @@ class Helm:
         self.kubeconfig = kubeconfig
         self.timeout = timeout
         base = dict(os.environ if env is None else env)
-        base.setdefault("GOGC", HELM_GOGC)
+        # A helm process lives a second or two: tools.GOGC spares it most collections (bench/go_gc_tools.py).
+        base.setdefault("GOGC", tools.GOGC)
         if kubeconfig is not None:
             base["KUBECONFIG"] = str(kubeconfig)
         self.env = base

@@ -212,29 +212,31 @@ class _RepoHandler(http.server.SimpleHTTPRequestHandler):
         self.served = served
         super().__init__(*args, directory=str(served.root), **kwargs)
 
+    # The file a request resolved to (send_head resolves each request once; translate_path and log_request use it).
+    target: Path | None = None
+
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        # What was answered, kept for a test that fails after a request: the request line, the status, and the
-        # file sent (resolved again now: the index can change between the answer and this line).
+        # Kept for a test that fails after a request: the request line, the status, and the file sent with its size.
         # A record that cannot be made never gets in the way of the answer.
         sent = ""
-        if isinstance(code, int) and code == 200:
-            target = self.served.resolve(self.path)
+        if code == 200 and self.target is not None:
             try:
-                sent = f" {target.relative_to(self.served.root)} ({target.stat().st_size} bytes)" if target else ""
+                sent = f" {self.target.relative_to(self.served.root)} ({self.target.stat().st_size} bytes)"
             except OSError as err:
-                sent = f" {target} (gone: {err.strerror})"
+                sent = f" {self.target} (gone: {err.strerror})"
         self.served.requests.append(f"{self.client_address[1]} {self.requestline!r} -> {code}{sent}")
         super().log_request(code, size)
 
     def send_head(self) -> Any:
-        if self.served.resolve(self.path) is None:
+        self.target = self.served.resolve(self.path)
+        if self.target is None:
             self.send_error(http.HTTPStatus.NOT_FOUND, "Not a file of this chart repository")
             return None
         return super().send_head()
 
     def translate_path(self, path: str) -> str:
-        target = self.served.resolve(path)
-        return "" if target is None else str(target)
+        # Called by SimpleHTTPRequestHandler.send_head with the same path send_head resolved above.
+        return "" if self.target is None else str(self.target)
 
     def log_message(self, format: str, *args: object) -> None:
         if os.environ.get("MESHCHARTS_SERVE_LOG"):

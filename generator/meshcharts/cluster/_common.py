@@ -25,11 +25,10 @@ LOG_TAIL_LINES = 30
 Say = Callable[[str], None]
 
 
-# A local cluster is a test cluster on one machine, and the test layers keep that machine's cores busy: the Go
-# processes it starts (the cluster's components, the host istiods) collect garbage at 400 % heap growth instead of
-# Go's default 100 %, about a quarter as often for a larger heap (bench/README.md measures both). GOGC from the
-# environment wins.
-LOCAL_GOGC = "400"
+# The Go processes a local cluster starts (the cluster's components, the host istiods) run with the toolchain's
+# GOGC (tools.GOGC): a test cluster on one machine whose cores the test layers keep busy. GOGC from the environment
+# wins.
+LOCAL_GOGC = tools.GOGC
 
 
 def go_gc_percent() -> str:
