@@ -2,11 +2,13 @@
 
 `python bench/cpu_by_process.py [--interval S] -- COMMAND...` runs COMMAND and, every S seconds, reads the CPU time
 (utime + stime, /proc/PID/stat) of every process on the machine; at the end it prints how busy the machine was
-(/proc/stat), what COMMAND's own process tree used (getrusage of its waited-for descendants: short-lived helm and
-istioctl processes are in it), and the CPU seconds seen per process name (kube-apiserver, etcd, pilot-discovery,
-python ...). A process that ends between two samples loses what it used since the last one, so the per-name figures
-are lower bounds, most of all for short-lived processes. With `-- sleep 30` beside a running cluster it measures the
-cluster's idle cost. It also prints the largest resident memory one process of each name had at a sample.
+(/proc/stat), the least wall time that much CPU needs on this machine's cores (busy CPU seconds over the cores: the
+command cannot finish sooner here however well its work is spread), what COMMAND's own process tree used (getrusage
+of its waited-for descendants: short-lived helm and istioctl processes are in it), and the CPU seconds seen per
+process name (kube-apiserver, etcd, pilot-discovery, python ...). A process that ends between two samples loses what
+it used since the last one, so the per-name figures are lower bounds, most of all for short-lived processes. With
+`-- sleep 30` beside a running cluster it measures the cluster's idle cost. It also prints the largest resident
+memory one process of each name had at a sample.
 """
 
 from __future__ import annotations
@@ -104,6 +106,8 @@ def main() -> int:
     tree = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(f"wall {wall:.1f} s, exit {child.returncode}; machine busy {busy:.0f} cpu-s ({busy / wall:.2f} cores)")
     print(f"the command's process tree (rusage of waited-for descendants): {tree.ru_utime + tree.ru_stime:.0f} cpu-s")
+    cores = os.cpu_count() or 1
+    print(f"the same work, every one of the {cores} cores busy all the time, would still take {busy / cores:.0f} s")
     print("cpu-s seen per process name (lower bounds):")
     for name, ticks in used.most_common(args.top):
         print(f"  {ticks / HZ:8.1f}  {name}")
