@@ -18,12 +18,10 @@ import statistics
 from typing import Any
 
 from _pytest_run import ROOT, run_pytest
+from layers import LAYERS as ALL_LAYERS
 
-LAYERS = {
-    "upgrade": ["tests/upgrade"],
-    "e2e": ["tests/e2e"],
-    "cluster": ["tests/e2e", "tests/upgrade"],
-}
+# The layers that start local clusters (bench/layers.py names them).
+LAYERS = {name: ALL_LAYERS[name][0] for name in ("upgrade", "e2e", "cluster")}
 ENV = "MESHCHARTS_BENCH_APISERVER_ARGS"
 
 

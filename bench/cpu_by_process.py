@@ -22,14 +22,10 @@ import sys
 import time
 from pathlib import Path
 
+from _pytest_run import machine_ticks
+
 HZ = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def machine_busy() -> int:
-    """Busy jiffies of the whole machine (all but idle and iowait) since boot."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return sum(fields) - fields[3] - fields[4]
 
 
 def process_name(pid: str) -> str | None:
@@ -95,14 +91,14 @@ def main() -> int:
     used: collections.Counter[str] = collections.Counter()
     sample(seen, used)  # the baseline: only what is used from now on counts
     used.clear()
-    busy0, start = machine_busy(), time.monotonic()
+    (busy0, _), start = machine_ticks(), time.monotonic()
     peak: collections.Counter[str] = collections.Counter()
     child = subprocess.Popen(command)
     while child.poll() is None:
         time.sleep(args.interval)
         sample(seen, used, peak)
     wall = time.monotonic() - start
-    busy = (machine_busy() - busy0) / HZ
+    busy = (machine_ticks()[0] - busy0) / HZ
     tree = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(f"wall {wall:.1f} s, exit {child.returncode}; machine busy {busy:.0f} cpu-s ({busy / wall:.2f} cores)")
     print(f"the command's process tree (rusage of waited-for descendants): {tree.ru_utime + tree.ru_stime:.0f} cpu-s")

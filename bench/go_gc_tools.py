@@ -3,8 +3,9 @@ GOGC=400, the value the local cluster's processes already run with (README, "Clu
 
 Two measurements, alternating the two settings run by run so that a machine getting busier hurts both alike:
 - `--renders N`: N `helm template` of each chart of charts/ in a row, wall and CPU time of the helm processes;
-- `--static K`: the static test layers (`pytest -n 2 tests/unit tests/render tests/oracle`, as `.ci/test` runs them)
-  K times each way, wall time and the machine's busy CPU over the run (/proc/stat).
+- `--static K`: the static test layers (`pytest -n 2 tests/unit tests/render tests/oracle`, pytest-xdist's default
+  scheduling, as `.ci/test` ran them before it took `--dist worksteal`) K times each way, wall time and the
+  machine's busy CPU over the run (/proc/stat).
 
 GOGC goes into the environment of each run, so every Go program it starts inherits it; the peer is the same run at
 Go's default. Prints each run and the medians, and the ratio (GOGC=400 over GOGC=100).
@@ -20,10 +21,11 @@ import subprocess
 import time
 
 from _pytest_run import ROOT, run_pytest
+from layers import LAYERS
 from meshcharts import tools
 
 SETTINGS = ("100", "400")
-STATIC = ["tests/unit", "tests/render", "tests/oracle"]
+STATIC = LAYERS["static"][0]
 
 
 def env_with(gogc: str) -> dict[str, str]:

@@ -28,14 +28,12 @@ LAYERS = {
 
 
 def worker_seconds_by_file(junit: Path) -> dict[str, float]:
-    """Test module (`tests.e2e.test_base`) -> the seconds its test cases took, setup and teardown included."""
+    """JUnit classname (the test module, `tests.e2e.test_base`: the suite has no test classes) -> the seconds its
+    test cases took, setup and teardown included."""
     seconds: dict[str, float] = collections.defaultdict(float)
     for suite in JUnitXml.fromfile(str(junit)):
         for case in suite:
-            parts = case.classname.split(".")
-            if parts[-1][:1].isupper():  # a test class: count it with its module
-                parts.pop()
-            seconds[".".join(parts)] += case.time or 0.0
+            seconds[case.classname] += case.time or 0.0
     return dict(seconds)
 
 

@@ -26,7 +26,7 @@ from meshcharts.paths import package_data
 
 STAMP = "stamp.json"
 # GOGC for the toolchain's Go programs that meshcharts starts, unless the environment sets one: the local cluster's
-# processes (cluster._common.LOCAL_GOGC) and helm (helm.Helm). They run on a machine the tests keep busy, or for a
+# processes (cluster._common.go_gc_percent) and helm (helm.Helm). They run on a machine the tests keep busy, or for a
 # second or two, and collecting garbage at 400 % heap growth instead of Go's 100 % spares most collections for a
 # larger heap (bench/README.md: 18 % less API server CPU; 14 to 21 % less CPU per helm render).
 GOGC = "400"

@@ -15,10 +15,9 @@ import pytest
 import yaml
 
 import meshcharts
-from meshcharts import cli, cluster
+from meshcharts import cli, cluster, tools
 from meshcharts.cluster import local as local_provider
 from meshcharts.cluster._common import (
-    LOCAL_GOGC,
     listener_pids,
     listening_ports,
     names_directory,
@@ -298,7 +297,7 @@ def test_every_local_cluster_component_gets_the_gc_target_and_the_environments_o
     assert "&id" not in text, "one environment list shared by components became a YAML anchor"
     patches = yaml.safe_load(text)["componentsPatches"]
     assert {patch["name"] for patch in patches} == set(LOCAL_COMPONENTS)
-    assert all(patch["extraEnvs"] == [{"name": "GOGC", "value": LOCAL_GOGC}] for patch in patches), patches
+    assert all(patch["extraEnvs"] == [{"name": "GOGC", "value": tools.GOGC}] for patch in patches), patches
     monkeypatch.setenv("GOGC", "100")
     patches = yaml.safe_load(local.kwokctl_config("x"))["componentsPatches"]
     assert all(patch["extraEnvs"] == [{"name": "GOGC", "value": "100"}] for patch in patches), patches

@@ -25,15 +25,10 @@ LOG_TAIL_LINES = 30
 Say = Callable[[str], None]
 
 
-# The Go processes a local cluster starts (the cluster's components, the host istiods) run with the toolchain's
-# GOGC (tools.GOGC): a test cluster on one machine whose cores the test layers keep busy. GOGC from the environment
-# wins.
-LOCAL_GOGC = tools.GOGC
-
-
 def go_gc_percent() -> str:
-    """GOGC for the Go processes a local cluster starts: the environment's, or LOCAL_GOGC."""
-    return os.environ.get("GOGC") or LOCAL_GOGC
+    """GOGC for the Go processes a local cluster starts (its components, the host istiods): the environment's, or
+    tools.GOGC (a test cluster on one machine whose cores the test layers keep busy)."""
+    return os.environ.get("GOGC") or tools.GOGC
 
 
 def quiet(_: str) -> None:
